@@ -1,0 +1,47 @@
+import type { LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { AppConfig } from '@fhir-trail/config';
+import { createAppLogger } from '@fhir-trail/runtime';
+import { BridgeModule } from './bridge.module';
+import { OperationOutcomeFilter } from './fhir/operation-outcome.filter';
+
+/**
+ * Builds the bridge (not yet listening). Bodies of every content type arrive as raw bytes, so the
+ * intake can check the media type itself, verify signatures over the exact bytes, and store them
+ * unchanged; Fastify enforces the size limit (413) before any byte is buffered past it, and Nest
+ * hands its errors to the same OperationOutcome filter as everything else.
+ */
+export async function createBridgeApp(
+  config: AppConfig,
+  logger?: LoggerService,
+): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ bodyLimit: config.maxBodyBytes, logger: false, trustProxy: true });
+  const fastify = adapter.getInstance();
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  const app = await NestFactory.create<NestFastifyApplication>(BridgeModule.forRoot(config), adapter, {
+    logger: logger ?? createAppLogger(config, 'bridge'),
+    bodyParser: false,
+    abortOnError: false,
+  });
+  app.useGlobalFilters(new OperationOutcomeFilter());
+  app.enableShutdownHooks();
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('FHIR Trail bridge')
+      .setDescription(
+        'Receives FHIR subscription notifications, keeps them durably, and serves ledger proofs. ' +
+          'Every error is a FHIR OperationOutcome.',
+      )
+      .setVersion('0.1.0')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });
+  return app;
+}

@@ -1,0 +1,35 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { BullModule } from '@nestjs/bullmq';
+import type { AppConfig } from '@fhir-trail/config';
+import { QUEUES } from '@fhir-trail/jobs';
+import { RuntimeModule } from '@fhir-trail/runtime';
+import { HealthController } from './health/health.controller';
+import { ProofsController } from './ledger/proofs.controller';
+import { ProofsService } from './ledger/proofs.service';
+import { NotificationsController } from './notifications/notifications.controller';
+import { NotificationsService } from './notifications/notifications.service';
+import { SourcesService } from './notifications/sources.service';
+
+@Module({})
+export class BridgeModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: BridgeModule,
+      imports: [
+        RuntimeModule.forRoot(config, { applicationName: 'fhir-trail-bridge', databasePoolSize: 20 }),
+        BullModule.registerQueue({
+          name: QUEUES.ingest,
+          // Jobs are only a fast path: the inbox row is the truth and the relay re-enqueues it.
+          defaultJobOptions: {
+            attempts: 5,
+            backoff: { type: 'exponential', delay: 1_000 },
+            removeOnComplete: true,
+            removeOnFail: true,
+          },
+        }),
+      ],
+      controllers: [NotificationsController, ProofsController, HealthController],
+      providers: [SourcesService, NotificationsService, ProofsService],
+    };
+  }
+}

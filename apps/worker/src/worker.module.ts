@@ -1,0 +1,35 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { BullModule } from '@nestjs/bullmq';
+import type { AppConfig } from '@fhir-trail/config';
+import { QUEUES } from '@fhir-trail/jobs';
+import { RuntimeModule } from '@fhir-trail/runtime';
+import { AnchorProcessor } from './anchor/anchor.processor';
+import { LedgerAnchorService } from './anchor/ledger-anchor.service';
+import { InboxRelayService } from './ingest/inbox-relay.service';
+import { IngestProcessor } from './ingest/ingest.processor';
+import { IngestService } from './ingest/ingest.service';
+
+@Module({})
+export class WorkerModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        RuntimeModule.forRoot(config, { applicationName: 'fhir-trail-worker', databasePoolSize: 12 }),
+        BullModule.registerQueue(
+          {
+            name: QUEUES.ingest,
+            defaultJobOptions: {
+              attempts: 5,
+              backoff: { type: 'exponential', delay: 1_000 },
+              removeOnComplete: true,
+              removeOnFail: true,
+            },
+          },
+          { name: QUEUES.anchor },
+        ),
+      ],
+      providers: [IngestService, IngestProcessor, InboxRelayService, LedgerAnchorService, AnchorProcessor],
+    };
+  }
+}

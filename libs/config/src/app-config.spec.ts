@@ -1,0 +1,50 @@
+import { ConfigError, configHelp, DEV_MASTER_KEY_HEX, loadConfig } from './app-config';
+
+describe('loadConfig', () => {
+  it('gives the embedded defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.env).toBe('development');
+    expect(config.ledger.rpcUrl).toBeUndefined();
+    expect(config.ledger.masterKey.toString('hex')).toBe(DEV_MASTER_KEY_HEX);
+    expect(config.ledger.masterKeyIsDefault).toBe(true);
+    expect(config.databaseUrl).toMatch(/^postgres:\/\//);
+  });
+
+  it('names every problem at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: 'eighty',
+        REDIS_URL: 'http://nope',
+        LEDGER_BATCH_SIZE: '0',
+        LEDGER_CONTRACT_ADDRESS: '0x1234',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/PORT/);
+    expect(problems).toMatch(/REDIS_URL: must be a URL with scheme redis or rediss/);
+    expect(problems).toMatch(/LEDGER_BATCH_SIZE/);
+    expect(problems).toMatch(/LEDGER_CONTRACT_ADDRESS/);
+    expect((error as ConfigError).problems).toHaveLength(4);
+  });
+
+  it('requires a signing key with an external chain and a master key in production', () => {
+    expect(() => loadConfig({ LEDGER_RPC_URL: 'http://127.0.0.1:9999', NODE_ENV: 'production' })).toThrow(
+      /LEDGER_PRIVATE_KEY: required when LEDGER_RPC_URL is set[\s\S]*LEDGER_MASTER_KEY: required in production/,
+    );
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ LEDGER_RPC_URL: '', SOURCES_FILE: ' ' }).ledger.rpcUrl).toBeUndefined();
+  });
+
+  it('documents every variable with its default in --help', () => {
+    const help = configHelp('bridge', 'test');
+    expect(help).toMatch(/PORT\s+HTTP port of the bridge \[default: 8080\]/);
+    expect(help).toMatch(/LEDGER_RPC_URL\s+EVM JSON-RPC endpoint/);
+  });
+});

@@ -1,0 +1,189 @@
+import { getAddress } from 'ethers';
+import { type LedgerEventRecord, parseLedgerEventRecord } from './event-record';
+import { isHashHex, toHashHex } from './hex-encoding';
+import { LedgerError, isLedgerError } from './ledger-error';
+
+/** The `format` tag of version 1 bundles. */
+export const PROOF_BUNDLE_FORMAT = 'fhir-trail/proof-bundle@1';
+
+/** Where and how a tree head was anchored on chain. */
+export interface AnchorReference {
+  /** EIP-155 chain id, decimal, e.g. `"31337"`. */
+  readonly chainId: string;
+  /** Address of the FhirTrailAnchor contract. */
+  readonly contract: string;
+  readonly txHash: string;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  /** Index of the `Anchored` log within its block. */
+  readonly logIndex: number;
+}
+
+/**
+ * Everything needed to check one event offline against a JSON-RPC endpoint (~1 KB of JSON, in the
+ * spirit of C2SP tlog-proof and Sigstore bundles). Hashes are `0x`-prefixed lowercase hex. A
+ * `pending` bundle has no tree, path, root or anchor yet.
+ */
+export interface ProofBundle {
+  readonly format: typeof PROOF_BUNDLE_FORMAT;
+  readonly status: 'pending' | 'anchored';
+  readonly event: LedgerEventRecord;
+  readonly leafHash: string;
+  readonly leafIndex: number | null;
+  readonly treeSize: number | null;
+  /** RFC 9162 inclusion path of the leaf in the tree of `treeSize` leaves, bottom-up. */
+  readonly inclusionPath: readonly string[];
+  readonly root: string | null;
+  readonly anchor: AnchorReference | null;
+}
+
+/** A bundle whose head is on chain: every field is present. */
+export interface AnchoredProofBundle extends ProofBundle {
+  readonly status: 'anchored';
+  readonly leafIndex: number;
+  readonly treeSize: number;
+  readonly root: string;
+  readonly anchor: AnchorReference;
+}
+
+const BUNDLE_FIELDS: ReadonlySet<string> = new Set([
+  'format',
+  'status',
+  'event',
+  'leafHash',
+  'leafIndex',
+  'treeSize',
+  'inclusionPath',
+  'root',
+  'anchor',
+]);
+const ANCHOR_FIELDS: ReadonlySet<string> = new Set(['chainId', 'contract', 'txHash', 'blockNumber', 'blockHash', 'logIndex']);
+const CHAIN_ID = /^[1-9][0-9]{0,19}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const HEX32 = 'must be 0x-prefixed lowercase hex of 32 bytes';
+
+/**
+ * Builds the bundle of an anchored event from its parts (hashes as bytes, written as 0x-hex).
+ * `leafHash` is recomputed by the verifier, so pass the stored one: a mismatch must show.
+ */
+export function anchoredProofBundle(parts: {
+  readonly event: LedgerEventRecord;
+  readonly leafHash: Uint8Array;
+  readonly leafIndex: number;
+  readonly treeSize: number;
+  readonly inclusionPath: readonly Uint8Array[];
+  readonly root: Uint8Array;
+  readonly anchor: AnchorReference;
+}): AnchoredProofBundle {
+  return {
+    format: PROOF_BUNDLE_FORMAT,
+    status: 'anchored',
+    event: parts.event,
+    leafHash: toHashHex(parts.leafHash),
+    leafIndex: parts.leafIndex,
+    treeSize: parts.treeSize,
+    inclusionPath: parts.inclusionPath.map(toHashHex),
+    root: toHashHex(parts.root),
+    anchor: { ...parts.anchor, contract: parts.anchor.contract.toLowerCase() },
+  };
+}
+
+/**
+ * Checks that `json` (parsed JSON) is a well-formed v1 proof bundle and returns it typed. Throws a
+ * {@link LedgerError} with code `INVALID_PROOF_BUNDLE` whose message names the first wrong field
+ * and whose `details.field` holds its path (e.g. `anchor.txHash`, `inclusionPath[2]`). It checks
+ * shape only; whether the proof holds is {@link verifyProofBundle}'s job.
+ */
+export function parseProofBundle(json: unknown): ProofBundle {
+  const bundle = requireObject(json, 'bundle');
+  for (const field of Object.keys(bundle)) {
+    if (!BUNDLE_FIELDS.has(field)) fail(field, 'is not a field of a proof bundle');
+  }
+  if (bundle['format'] !== PROOF_BUNDLE_FORMAT) fail('format', `must be "${PROOF_BUNDLE_FORMAT}"`);
+  const status = bundle['status'];
+  if (status !== 'pending' && status !== 'anchored') fail('status', 'must be "pending" or "anchored"');
+  try {
+    parseLedgerEventRecord(bundle['event'], 'event');
+  } catch (error) {
+    if (isLedgerError(error, 'INVALID_EVENT_RECORD')) {
+      throw new LedgerError('INVALID_PROOF_BUNDLE', error.message, { cause: error, details: error.details });
+    }
+    throw error;
+  }
+  if (!isHashHex(bundle['leafHash'])) fail('leafHash', HEX32);
+  const leafIndex = bundle['leafIndex'];
+  if (leafIndex !== null && !isCount(leafIndex)) fail('leafIndex', 'must be null or a non-negative integer');
+  const treeSize = bundle['treeSize'];
+  if (treeSize !== null && !(isCount(treeSize) && treeSize > 0)) fail('treeSize', 'must be null or a positive integer');
+  const path = bundle['inclusionPath'];
+  if (!Array.isArray(path)) fail('inclusionPath', 'must be an array of hashes');
+  (path as unknown[]).forEach((hash, i) => {
+    if (!isHashHex(hash)) fail(`inclusionPath[${i}]`, HEX32);
+  });
+  const root = bundle['root'];
+  if (root !== null && !isHashHex(root)) fail('root', `must be null or ${HEX32.replace('must be ', '')}`);
+  const anchor = bundle['anchor'];
+  if (anchor !== null) parseAnchor(anchor);
+
+  if (status === 'anchored') {
+    if (leafIndex === null) fail('leafIndex', 'is required when status is "anchored"');
+    if (treeSize === null) fail('treeSize', 'is required when status is "anchored"');
+    if (root === null) fail('root', 'is required when status is "anchored"');
+    if (anchor === null) fail('anchor', 'is required when status is "anchored"');
+    if ((leafIndex as number) >= (treeSize as number)) fail('leafIndex', `must be less than treeSize (${String(treeSize)})`);
+  } else {
+    if (treeSize !== null) fail('treeSize', 'must be null while status is "pending"');
+    if ((path as unknown[]).length > 0) fail('inclusionPath', 'must be empty while status is "pending"');
+    if (root !== null) fail('root', 'must be null while status is "pending"');
+    if (anchor !== null) fail('anchor', 'must be null while status is "pending"');
+  }
+  return json as ProofBundle;
+}
+
+/** True when a parsed bundle is anchored (and so has every field). */
+export function isAnchoredProofBundle(bundle: ProofBundle): bundle is AnchoredProofBundle {
+  return bundle.status === 'anchored';
+}
+
+function parseAnchor(value: unknown): void {
+  const anchor = requireObject(value, 'anchor');
+  for (const field of Object.keys(anchor)) {
+    if (!ANCHOR_FIELDS.has(field)) fail(`anchor.${field}`, 'is not a field of an anchor reference');
+  }
+  const chainId = anchor['chainId'];
+  if (typeof chainId !== 'string' || !CHAIN_ID.test(chainId)) fail('anchor.chainId', 'must be a decimal chain id string, e.g. "31337"');
+  if (!isAddress(anchor['contract'])) fail('anchor.contract', 'must be a 0x-prefixed 20-byte address (lowercase or EIP-55)');
+  if (!isHashHex(anchor['txHash'])) fail('anchor.txHash', HEX32);
+  if (!isCount(anchor['blockNumber'])) fail('anchor.blockNumber', 'must be a non-negative integer');
+  if (!isHashHex(anchor['blockHash'])) fail('anchor.blockHash', HEX32);
+  if (!isCount(anchor['logIndex'])) fail('anchor.logIndex', 'must be a non-negative integer');
+}
+
+function isAddress(value: unknown): boolean {
+  if (typeof value !== 'string' || !ADDRESS.test(value)) {
+    return false;
+  }
+  if (value === value.toLowerCase() || value === `0x${value.slice(2).toUpperCase()}`) {
+    return true;
+  }
+  try {
+    return getAddress(value) === value; // mixed case must be a valid EIP-55 checksum
+  } catch {
+    return false;
+  }
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function requireObject(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new LedgerError('INVALID_PROOF_BUNDLE', `${field} must be a JSON object`, { details: { field } });
+  }
+  return value as Record<string, unknown>;
+}
+
+function fail(field: string, problem: string): never {
+  throw new LedgerError('INVALID_PROOF_BUNDLE', `${field} ${problem}`, { details: { field } });
+}

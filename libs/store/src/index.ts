@@ -1,0 +1,10 @@
+export * from './database';
+export * from './database-errors';
+export * from './dead-letters.repository';
+export * from './inbox.repository';
+export * from './ledger.repository';
+export * from './patient-keys.repository';
+export * from './resources.repository';
+export type { InboxStatus, SourceOrganisation } from './schema';
+export * from './sources.repository';
+export * from './store';

@@ -1,0 +1,69 @@
+import { sql } from 'kysely';
+import {
+  ensureDatabaseExists,
+  migrateToLatest,
+  openDatabase,
+  type DatabaseOptions,
+  type StoreDb,
+} from './database';
+import { DeadLettersRepository } from './dead-letters.repository';
+import { InboxRepository } from './inbox.repository';
+import { LedgerRepository } from './ledger.repository';
+import { PatientKeysRepository } from './patient-keys.repository';
+import { ResourcesRepository } from './resources.repository';
+import { SourcesRepository } from './sources.repository';
+
+export interface StoreOptions extends DatabaseOptions {
+  readonly databaseUrl: string;
+  readonly masterKey: Buffer;
+  /** Create the database if missing and run migrations (both apps do this on start). */
+  readonly migrate?: boolean;
+}
+
+/** The off-chain system of record: one handle, one repository per aggregate. */
+export class Store {
+  readonly sources: SourcesRepository;
+  readonly inbox: InboxRepository;
+  readonly resources: ResourcesRepository;
+  readonly deadLetters: DeadLettersRepository;
+  readonly ledger: LedgerRepository;
+  readonly patientKeys: PatientKeysRepository;
+
+  private constructor(
+    readonly db: StoreDb,
+    masterKey: Buffer,
+  ) {
+    this.sources = new SourcesRepository(db);
+    this.inbox = new InboxRepository(db);
+    this.resources = new ResourcesRepository();
+    this.deadLetters = new DeadLettersRepository(db);
+    this.ledger = new LedgerRepository(db);
+    this.patientKeys = new PatientKeysRepository(db, masterKey);
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    if (options.migrate) await ensureDatabaseExists(options.databaseUrl);
+    const db = openDatabase(options.databaseUrl, options);
+    try {
+      if (options.migrate) await migrateToLatest(db);
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+    return new Store(db, options.masterKey);
+  }
+
+  /** Runs `work` in one transaction; everything it writes commits together or not at all. */
+  transaction<T>(work: (trx: StoreDb) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(work);
+  }
+
+  /** Round trip to the database for health checks; rejects when it is unreachable. */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Compiles the FHIR Trail Solidity contracts and writes the committed artifact
+ * libs/ledger/contracts/artifacts/FhirTrailAnchor.json (ABI + bytecode + compiler settings).
+ * Run after changing a contract: `npx tsx scripts/build-contracts.ts`. The library loads the
+ * artifact as JSON and never compiles at run time; a unit spec fails when the artifact is stale.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+// Deliberately not '@fhir-trail/ledger': the library's index imports the artifact this script
+// writes, so going through it would make a missing or broken artifact impossible to rebuild.
+import { compileAnchorContract, formatContractArtifact } from '../libs/ledger/src/contract-compiler';
+
+async function main(): Promise<void> {
+  const root = join(__dirname, '..');
+  const target = join(root, 'libs', 'ledger', 'contracts', 'artifacts', 'FhirTrailAnchor.json');
+  const artifact = await compileAnchorContract();
+  mkdirSync(dirname(target), { recursive: true });
+  writeFileSync(target, formatContractArtifact(artifact));
+  const bytes = (hex: string): number => (hex.length - 2) / 2;
+  console.log(
+    `${relative(root, target)}: ${artifact.contractName}, solc ${artifact.solcVersion}, ` +
+      `${bytes(artifact.bytecode)} bytes creation / ${bytes(artifact.deployedBytecode)} bytes runtime`,
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
