@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 // Deliberately not '@fhir-trail/ledger': the library's index imports the artifact this script
 // writes, so going through it would make a missing or broken artifact impossible to rebuild.
+// eslint-disable-next-line no-restricted-imports -- see above: build tooling that must not load the artifact
 import { compileAnchorContract, formatContractArtifact } from '../libs/ledger/src/contract-compiler';
 
 async function main(): Promise<void> {
@@ -17,13 +18,15 @@ async function main(): Promise<void> {
   mkdirSync(dirname(target), { recursive: true });
   writeFileSync(target, formatContractArtifact(artifact));
   const bytes = (hex: string): number => (hex.length - 2) / 2;
-  console.log(
+  process.stdout.write(
     `${relative(root, target)}: ${artifact.contractName}, solc ${artifact.solcVersion}, ` +
-      `${bytes(artifact.bytecode)} bytes creation / ${bytes(artifact.deployedBytecode)} bytes runtime`,
+      `${bytes(artifact.bytecode)} bytes creation / ${bytes(artifact.deployedBytecode)} bytes runtime\n`,
   );
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  process.stderr.write(
+    `build-contracts: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exitCode = 1;
 });

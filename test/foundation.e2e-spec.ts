@@ -108,7 +108,13 @@ describe('one notification, end to end, to a verifiable proof', () => {
     expect(history).toHaveLength(1);
     const provenance = history[0].provenance as unknown as Provenance;
     expect(provenance.target).toEqual([{ reference: 'Patient/example/_history/1' }]);
-    expect(provenance.entity?.[0].role).toBe('source');
+    expect(provenance.entity?.[0]).toEqual({
+      role: 'source',
+      what: {
+        type: 'Patient',
+        identifier: { system: 'urn:fhir-trail:source:demo', value: 'Patient/example' },
+      },
+    });
     expect(provenance.agent?.map((a) => a.type?.coding?.[0].code)).toEqual(['custodian', 'assembler']);
     expect(provenance.agent?.[0].who?.display).toBe('Demo EHR');
     expect(Date.parse(provenance.recorded)).not.toBeNaN();
@@ -184,10 +190,21 @@ describe('one notification, end to end, to a verifiable proof', () => {
     expect(outcome.resourceType).toBe('OperationOutcome');
   });
 
-  it('answers unknown routes with a 404 OperationOutcome and reports health', async () => {
+  it('answers unknown routes with a 404 OperationOutcome, documents its API and reports health', async () => {
     const missing = await fetch(`${base}/nowhere`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as OperationOutcome).resourceType).toBe('OperationOutcome');
+    const openApi = (await (await fetch(`${base}/docs/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
+    expect(Object.keys(openApi.paths)).toEqual(
+      expect.arrayContaining([
+        '/hooks/{sourceId}',
+        '/hooks/{sourceId}/{resourceType}/{id}',
+        '/ledger/proofs',
+        '/health',
+      ]),
+    );
     const health = await fetch(`${base}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({

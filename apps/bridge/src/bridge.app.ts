@@ -1,4 +1,4 @@
-import type { LoggerService } from '@nestjs/common';
+import { Logger, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -6,6 +6,7 @@ import type { AppConfig } from '@fhir-trail/config';
 import { createAppLogger } from '@fhir-trail/runtime';
 import { BridgeModule } from './bridge.module';
 import { OperationOutcomeFilter } from './fhir/operation-outcome.filter';
+import { registerSources } from './notifications/sources.service';
 
 /**
  * Builds the bridge (not yet listening). Bodies of every content type arrive as raw bytes, so the
@@ -17,6 +18,7 @@ export async function createBridgeApp(
   config: AppConfig,
   logger?: LoggerService,
 ): Promise<NestFastifyApplication> {
+  const sources = await registerSources(config);
   const adapter = new FastifyAdapter({ bodyLimit: config.maxBodyBytes, logger: false, trustProxy: true });
   const fastify = adapter.getInstance();
   fastify.removeAllContentTypeParsers();
@@ -28,6 +30,7 @@ export async function createBridgeApp(
     abortOnError: false,
   });
   app.useGlobalFilters(new OperationOutcomeFilter());
+  new Logger('Bridge').log({ msg: 'sources registered', count: sources });
   app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(

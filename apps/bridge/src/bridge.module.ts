@@ -6,6 +6,7 @@ import { RuntimeModule } from '@fhir-trail/runtime';
 import { HealthController } from './health/health.controller';
 import { ProofsController } from './ledger/proofs.controller';
 import { ProofsService } from './ledger/proofs.service';
+import { IngestEnqueuer } from './notifications/ingest-enqueuer';
 import { NotificationsController } from './notifications/notifications.controller';
 import { NotificationsService } from './notifications/notifications.service';
 import { SourcesService } from './notifications/sources.service';
@@ -29,7 +30,7 @@ export class BridgeModule {
         }),
       ],
       controllers: [NotificationsController, ProofsController, HealthController],
-      providers: [SourcesService, NotificationsService, ProofsService],
+      providers: [SourcesService, IngestEnqueuer, NotificationsService, ProofsService],
     };
   }
 }

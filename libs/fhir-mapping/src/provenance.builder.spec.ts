@@ -105,6 +105,16 @@ describe('buildProvenance', () => {
       'with a Bundle fullUrl as the source entity',
       { ...INPUT, sourceEntity: 'urn:uuid:9e41ff6d-5be6-4e6a-8b85-abd4e7f58400' },
     ],
+    [
+      'with a logical source entity (source without a known FHIR base)',
+      {
+        ...INPUT,
+        sourceEntity: {
+          type: 'Patient',
+          identifier: { system: 'urn:fhir-trail:source:demo', value: 'Patient/1' },
+        },
+      },
+    ],
     ['with a Date and a zone offset', { ...INPUT, recorded: new Date('2026-11-25T10:15:30Z') }],
     ['with an offset instant', { ...INPUT, recorded: '2026-11-25T11:15:30+01:00' }],
   ])('passes validateResource %s', (_label, input) => {
@@ -149,6 +159,11 @@ describe('buildProvenance', () => {
     ['an invalid Date', { ...INPUT, recorded: new Date('nope') }, 'recorded'],
     ['an empty source organisation', { ...INPUT, sourceOrganisation: {} }, 'sourceOrganisation'],
     ['an empty source entity', { ...INPUT, sourceEntity: '' }, 'sourceEntity'],
+    [
+      'a source entity with neither reference nor identifier',
+      { ...INPUT, sourceEntity: { type: 'Patient' } },
+      'sourceEntity',
+    ],
   ])('rejects %s, naming the field but not the value', (_label, input, field) => {
     expect(() => buildProvenance(input)).toThrow(TypeError);
     expect(() => buildProvenance(input)).toThrow(field);

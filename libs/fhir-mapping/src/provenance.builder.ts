@@ -37,9 +37,11 @@ export interface ProvenanceInput {
   sourceOrganisation: { reference?: string; identifier?: Identifier; display?: string };
   /**
    * The resource's address at the source, e.g. `https://ehr.example/fhir/Patient/1/_history/3`,
-   * or the notification Bundle entry's `fullUrl`.
+   * or the notification Bundle entry's `fullUrl`; or, for a source whose FHIR base is unknown, a
+   * logical reference (an identifier naming the source's `{Type}/{id}`), never a relative
+   * reference that would point into this server.
    */
-  sourceEntity: string;
+  sourceEntity: string | Reference;
   /** The bridge instance that assembled the normalised version. */
   bridge: { identifier: Identifier; display: string };
 }
@@ -67,7 +69,10 @@ export function buildProvenance(input: ProvenanceInput): Provenance {
   if (!Object.hasOwn(ACTIVITY_CODINGS, input.activity)) {
     throw new TypeError('buildProvenance: activity must be create, update or delete');
   }
-  if (input.sourceEntity === '') throw new TypeError('buildProvenance: sourceEntity is empty');
+  const what: Reference =
+    typeof input.sourceEntity === 'string' ? { reference: input.sourceEntity } : { ...input.sourceEntity };
+  if (!what.reference && !what.identifier?.value)
+    throw new TypeError('buildProvenance: sourceEntity is empty');
 
   return {
     resourceType: 'Provenance',
@@ -82,7 +87,7 @@ export function buildProvenance(input: ProvenanceInput): Provenance {
         who: { type: 'Device', identifier: { ...input.bridge.identifier }, display: input.bridge.display },
       },
     ],
-    entity: [{ role: 'source', what: { reference: input.sourceEntity } }],
+    entity: [{ role: 'source', what }],
   };
 }
 

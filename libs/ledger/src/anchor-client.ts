@@ -116,7 +116,10 @@ export class AnchorClient {
   async currentHead(): Promise<TreeHead> {
     try {
       const blockTag = await this.provider.getBlockNumber();
-      const [size, root] = await Promise.all([this.callView('treeSize', blockTag), this.callView('rootHash', blockTag)]);
+      const [size, root] = await Promise.all([
+        this.callView('treeSize', blockTag),
+        this.callView('rootHash', blockTag),
+      ]);
       return { treeSize: toSafeNumber(size, 'treeSize'), root: String(root).toLowerCase() };
     } catch (error) {
       throw toLedgerError(error, 'reading the anchored head');
@@ -162,7 +165,10 @@ export class AnchorClient {
       throw toLedgerError(error, 'reading the receipt of an earlier anchor');
     }
     if (receipt === null) {
-      throw new LedgerError('UNEXPECTED_CHAIN_DATA', `no receipt for anchor transaction ${log.transactionHash}`);
+      throw new LedgerError(
+        'UNEXPECTED_CHAIN_DATA',
+        `no receipt for anchor transaction ${log.transactionHash}`,
+      );
     }
     return this.toAnchorReceipt(receipt, log, true);
   }
@@ -192,7 +198,13 @@ export class AnchorClient {
     ]);
     await this.preflight(data);
     const receipt = await sendRawTransaction(
-      { provider: this.provider, signer: this.signer, to: this.contractAddress, data, gasLimit: this.gasLimit },
+      {
+        provider: this.provider,
+        signer: this.signer,
+        to: this.contractAddress,
+        data,
+        gasLimit: this.gasLimit,
+      },
       this.polling,
     );
     if (receipt.status !== 1) {
@@ -207,9 +219,13 @@ export class AnchorClient {
     }
     const log = receipt.logs.find((l) => isAnchoredLog(l, this.contractAddress));
     if (log === undefined) {
-      throw new LedgerError('UNEXPECTED_CHAIN_DATA', `anchor transaction ${receipt.hash} emitted no Anchored event`, {
-        details: { txHash: receipt.hash },
-      });
+      throw new LedgerError(
+        'UNEXPECTED_CHAIN_DATA',
+        `anchor transaction ${receipt.hash} emitted no Anchored event`,
+        {
+          details: { txHash: receipt.hash },
+        },
+      );
     }
     return this.toAnchorReceipt(receipt, log, false);
   }
@@ -233,10 +249,14 @@ export class AnchorClient {
     } catch (error) {
       const revert = decodeRevert(error);
       if (revert !== undefined) {
-        throw new LedgerError('ANCHOR_REJECTED', `the anchor contract refused the head: ${revert.name}(${revert.args})`, {
-          cause: error,
-          details: { revert: revert.name, revertArgs: revert.args },
-        });
+        throw new LedgerError(
+          'ANCHOR_REJECTED',
+          `the anchor contract refused the head: ${revert.name}(${revert.args})`,
+          {
+            cause: error,
+            details: { revert: revert.name, revertArgs: revert.args },
+          },
+        );
       }
       throw toLedgerError(error, 'simulating the anchor call');
     }
@@ -251,7 +271,11 @@ export class AnchorClient {
     return anchorContractInterface.decodeFunctionResult(name, result)[0];
   }
 
-  private async toAnchorReceipt(receipt: TransactionReceipt, log: Log, recovered: boolean): Promise<AnchorReceipt> {
+  private async toAnchorReceipt(
+    receipt: TransactionReceipt,
+    log: Log,
+    recovered: boolean,
+  ): Promise<AnchorReceipt> {
     const network = await this.provider.getNetwork();
     return {
       chainId: network.chainId.toString(),

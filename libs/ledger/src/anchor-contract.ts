@@ -19,8 +19,11 @@ export const ANCHOR_ROLES = {
 } as const;
 
 /** topic0 of `Anchored(uint64 indexed treeSize, bytes32 indexed root, uint64 previousSize, bytes32 manifestHash)`. */
-export const ANCHORED_EVENT_TOPIC = anchorContractInterface.getEvent('Anchored')?.topicHash ?? missingAbiEntry('Anchored');
+export const ANCHORED_EVENT_TOPIC =
+  anchorContractInterface.getEvent('Anchored')?.topicHash ?? missingAbiEntry('Anchored');
 
 function missingAbiEntry(name: string): never {
-  throw new Error(`the FhirTrailAnchor artifact has no ${name} entry: rebuild it with scripts/build-contracts.ts`);
+  throw new Error(
+    `the FhirTrailAnchor artifact has no ${name} entry: rebuild it with scripts/build-contracts.ts`,
+  );
 }

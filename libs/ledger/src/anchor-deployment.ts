@@ -51,7 +51,9 @@ const DEPLOY_GAS_LIMIT = 2_000_000n;
  * would split the checkpoint history, so that is left to a person.
  * Not safe against concurrent callers on its own: callers across processes hold a file lock.
  */
-export async function ensureAnchorDeployment(options: EnsureAnchorDeploymentOptions): Promise<AnchorDeployment> {
+export async function ensureAnchorDeployment(
+  options: EnsureAnchorDeploymentOptions,
+): Promise<AnchorDeployment> {
   const { provider, signer } = options;
   let chainId: string;
   try {
@@ -86,7 +88,11 @@ export async function ensureAnchorDeployment(options: EnsureAnchorDeploymentOpti
   ]);
   const receipt = await sendRawTransaction(
     { provider, signer, to: null, data, gasLimit: DEPLOY_GAS_LIMIT },
-    { pollIntervalMs: options.pollIntervalMs ?? 50, timeoutMs: options.receiptTimeoutMs ?? 120_000, confirmations: 1 },
+    {
+      pollIntervalMs: options.pollIntervalMs ?? 50,
+      timeoutMs: options.receiptTimeoutMs ?? 120_000,
+      confirmations: 1,
+    },
   );
   if (receipt.status !== 1 || receipt.contractAddress === null) {
     throw new LedgerError('UNEXPECTED_CHAIN_DATA', `the deployment transaction ${receipt.hash} failed`, {
@@ -133,7 +139,10 @@ async function readDeploymentRecord(file: string): Promise<AnchorDeploymentRecor
     typeof record.txHash !== 'string' ||
     typeof record.blockNumber !== 'number'
   ) {
-    throw new LedgerError('DEPLOYMENT_MISMATCH', `the deployment file ${file} lacks chainId, address, txHash or blockNumber`);
+    throw new LedgerError(
+      'DEPLOYMENT_MISMATCH',
+      `the deployment file ${file} lacks chainId, address, txHash or blockNumber`,
+    );
   }
   return {
     chainId: record.chainId,

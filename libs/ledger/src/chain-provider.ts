@@ -50,13 +50,21 @@ export function createProvider(rpcUrl: string, options: ProviderOptions = {}): J
 export async function readChainId(rpcUrl: string, timeoutMs = 5_000): Promise<bigint> {
   const result = await jsonRpcCall(rpcUrl, 'eth_chainId', [], timeoutMs);
   if (typeof result !== 'string' || !/^0x[0-9a-f]+$/i.test(result)) {
-    throw new LedgerError('CHAIN_UNAVAILABLE', `${endpointName(rpcUrl)} answered eth_chainId with something that is not a quantity`);
+    throw new LedgerError(
+      'CHAIN_UNAVAILABLE',
+      `${endpointName(rpcUrl)} answered eth_chainId with something that is not a quantity`,
+    );
   }
   return BigInt(result);
 }
 
 /** One JSON-RPC call over fetch. Throws `CHAIN_UNAVAILABLE` on any transport or protocol failure. */
-export async function jsonRpcCall(rpcUrl: string, method: string, params: readonly unknown[], timeoutMs: number): Promise<unknown> {
+export async function jsonRpcCall(
+  rpcUrl: string,
+  method: string,
+  params: readonly unknown[],
+  timeoutMs: number,
+): Promise<unknown> {
   let body: unknown;
   try {
     const response = await fetch(rpcUrl, {
@@ -70,7 +78,11 @@ export async function jsonRpcCall(rpcUrl: string, method: string, params: readon
     }
     body = await response.json();
   } catch (error) {
-    throw new LedgerError('CHAIN_UNAVAILABLE', `no JSON-RPC answer from ${endpointName(rpcUrl)} to ${method}`, { cause: error });
+    throw new LedgerError(
+      'CHAIN_UNAVAILABLE',
+      `no JSON-RPC answer from ${endpointName(rpcUrl)} to ${method}`,
+      { cause: error },
+    );
   }
   if (typeof body !== 'object' || body === null || !('result' in body)) {
     throw new LedgerError('CHAIN_UNAVAILABLE', `${endpointName(rpcUrl)} answered ${method} without a result`);

@@ -24,11 +24,26 @@ describe('FhirTrailAnchor artifact', () => {
     const names = (type: string): string[] =>
       ANCHOR_CONTRACT_ARTIFACT.abi.filter((f) => f.type === type).map((f) => f.name ?? '');
     expect(names('function')).toEqual(
-      expect.arrayContaining(['anchor', 'pause', 'unpause', 'treeSize', 'rootHash', 'anchorCount', 'ANCHORER_ROLE', 'PAUSER_ROLE']),
+      expect.arrayContaining([
+        'anchor',
+        'pause',
+        'unpause',
+        'treeSize',
+        'rootHash',
+        'anchorCount',
+        'ANCHORER_ROLE',
+        'PAUSER_ROLE',
+      ]),
     );
     expect(names('event')).toContain('Anchored');
     expect(names('error')).toEqual(
-      expect.arrayContaining(['PreviousHeadMismatch', 'HeadDoesNotExtend', 'EmptyRoot', 'AccessControlUnauthorizedAccount', 'EnforcedPause']),
+      expect.arrayContaining([
+        'PreviousHeadMismatch',
+        'HeadDoesNotExtend',
+        'EmptyRoot',
+        'AccessControlUnauthorizedAccount',
+        'EnforcedPause',
+      ]),
     );
   });
 });

@@ -35,7 +35,10 @@ export const ANCHOR_COMPILER_SETTINGS: CompilerSettings = {
 
 /** The part of solc-js we use; its own typings are `any`. */
 interface SolcCompiler {
-  compile(input: string, callbacks: { import: (path: string) => { contents: string } | { error: string } }): string;
+  compile(
+    input: string,
+    callbacks: { import: (path: string) => { contents: string } | { error: string } },
+  ): string;
   version(): string;
 }
 
@@ -43,7 +46,10 @@ interface SolcOutput {
   errors?: { severity: string; formattedMessage: string }[];
   contracts?: Record<
     string,
-    Record<string, { abi: JsonFragment[]; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>
+    Record<
+      string,
+      { abi: JsonFragment[]; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }
+    >
   >;
 }
 
@@ -55,7 +61,9 @@ interface SolcOutput {
  */
 export async function compileAnchorContract(): Promise<ContractArtifact> {
   const solc = (await import('solc')).default as unknown as SolcCompiler;
-  const source = normaliseSource(readFileSync(join(__dirname, '..', 'contracts', 'FhirTrailAnchor.sol'), 'utf8'));
+  const source = normaliseSource(
+    readFileSync(join(__dirname, '..', 'contracts', 'FhirTrailAnchor.sol'), 'utf8'),
+  );
   const input = {
     language: 'Solidity',
     sources: { [SOURCE_NAME]: { content: source } },

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,7 +41,10 @@ describe('EmbeddedChain', () => {
     expect(first.owned).toBe(true);
     expect(first.rpcUrl).toBe(`http://127.0.0.1:${port}`);
     expect(await readChainId(first.rpcUrl)).toBe(31337n);
-    const record = JSON.parse(await readFile(join(dataDir, 'chain', 'anvil.json'), 'utf8')) as { pid: number; port: number };
+    const record = JSON.parse(await readFile(join(dataDir, 'chain', 'anvil.json'), 'utf8')) as {
+      pid: number;
+      port: number;
+    };
     expect(record).toMatchObject({ pid: first.pid, port });
     expect(await readFile(join(dataDir, 'chain', 'anvil.log'), 'utf8')).toContain('Listening on');
 
@@ -69,10 +72,18 @@ describe('EmbeddedChain', () => {
     const second = await start(); // another port: state lives in the data dir, not the process
     const again = createProvider(second.rpcUrl);
     try {
-      const reused = await ensureAnchorDeployment({ ...options, provider: again, signer: signer.connect(again) });
+      const reused = await ensureAnchorDeployment({
+        ...options,
+        provider: again,
+        signer: signer.connect(again),
+      });
       expect(reused).toMatchObject({ deployed: false, address: deployment.address });
       expect(await again.getCode(deployment.address)).not.toBe('0x');
-      const head = await new AnchorClient({ provider: again, signer, contractAddress: deployment.address }).currentHead();
+      const head = await new AnchorClient({
+        provider: again,
+        signer,
+        contractAddress: deployment.address,
+      }).currentHead();
       expect(head).toEqual({ treeSize: 3, root: testHash('root-3') });
       const receipt = await again.getTransactionReceipt(anchored.txHash);
       expect(receipt?.blockHash).toBe(anchored.blockHash);
@@ -89,6 +100,22 @@ describe('EmbeddedChain', () => {
     await attached.stop(); // leaves the owner's anvil running
     expect(await readChainId(owner.rpcUrl)).toBe(31337n);
     await owner.stop();
+  }, 20_000);
+
+  it('starts one anvil when two starts race for the same data dir (the lock file serialises them)', async () => {
+    const raceDir = await mkdtemp(join(tmpdir(), 'fhir-trail-chain-'));
+    try {
+      const [a, b] = await Promise.all([
+        EmbeddedChain.start({ dataDir: raceDir, port: await findFreePort() }),
+        EmbeddedChain.start({ dataDir: raceDir, port: await findFreePort() }),
+      ]);
+      expect([a.owned, b.owned].sort()).toEqual([false, true]);
+      expect(a.pid).toBe(b.pid);
+      expect(a.rpcUrl).toBe(b.rpcUrl);
+      await Promise.all([a.stop(), b.stop()]);
+    } finally {
+      await rm(raceDir, { recursive: true, force: true });
+    }
   }, 20_000);
 
   it('keeps recent state through a hard kill, and starts afresh when the recorded anvil is dead', async () => {
@@ -114,15 +141,16 @@ describe('EmbeddedChain', () => {
     }
   }, 20_000);
 
-  it('reports a port that is taken, with anvil\'s own words from its log', async () => {
+  it("reports a port that is taken, with anvil's own words from its log", async () => {
     const blocker = await start();
     const otherDir = await mkdtemp(join(tmpdir(), 'fhir-trail-chain-'));
     try {
-      const error: unknown = await EmbeddedChain.start({ dataDir: otherDir, port: Number(new URL(blocker.rpcUrl).port) }).catch(
-        (e: unknown) => e,
-      );
+      const error: unknown = await EmbeddedChain.start({
+        dataDir: otherDir,
+        port: Number(new URL(blocker.rpcUrl).port),
+      }).catch((e: unknown) => e);
       expect(isLedgerError(error, 'EMBEDDED_CHAIN_FAILED')).toBe(true);
-      expect(String((error as Error).message)).toMatch(/Address already in use/);
+      expect((error as Error).message).toMatch(/Address already in use/);
     } finally {
       await blocker.stop();
       await rm(otherDir, { recursive: true, force: true });
@@ -130,6 +158,7 @@ describe('EmbeddedChain', () => {
   }, 20_000);
 
   it('removes a lock left by a dead process', async () => {
+    await mkdir(join(dataDir, 'chain'), { recursive: true });
     await writeFile(join(dataDir, 'chain', 'anvil.lock'), '999999999');
     const chain = await start();
     expect(chain.owned).toBe(true);

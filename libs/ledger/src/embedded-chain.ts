@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EMBEDDED_CHAIN_ID, jsonRpcCall, readChainId } from './chain-provider';
 import { LedgerError, systemErrorCode } from './ledger-error';
@@ -69,7 +69,7 @@ export class EmbeddedChain {
   static async start(options: EmbeddedChainOptions): Promise<EmbeddedChain> {
     const host = options.host ?? '127.0.0.1';
     const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    const chainDir = join(options.dataDir, 'chain');
+    const chainDir = resolve(options.dataDir, 'chain');
     const files = {
       lock: join(chainDir, 'anvil.lock'),
       record: join(chainDir, 'anvil.json'),
@@ -79,9 +79,16 @@ export class EmbeddedChain {
     await mkdir(chainDir, { recursive: true });
     const release = await acquireLock(files.lock, timeoutMs);
     try {
-      const running = await findRunningAnvil(files.record);
+      const running = await findRunningAnvil(files.record, files.state);
       if (running !== undefined) {
-        return new EmbeddedChain(running.rpcUrl, running.pid, false, undefined, Promise.resolve(), files.record);
+        return new EmbeddedChain(
+          running.rpcUrl,
+          running.pid,
+          false,
+          undefined,
+          Promise.resolve(),
+          files.record,
+        );
       }
       return await EmbeddedChain.launch(host, options.port, timeoutMs, files);
     } finally {
@@ -109,7 +116,9 @@ export class EmbeddedChain {
     }
     let spawnError: Error | undefined;
     const exited = new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
+      child.once('exit', () => {
+        resolve();
+      });
       child.once('error', (error) => {
         spawnError = error;
         resolve();
@@ -119,20 +128,30 @@ export class EmbeddedChain {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) {
-        throw new LedgerError('EMBEDDED_CHAIN_FAILED', `anvil exited during start-up: ${await logTail(files.log)}`, {
-          cause: spawnError,
-          details: { port },
-        });
+        throw new LedgerError(
+          'EMBEDDED_CHAIN_FAILED',
+          `anvil exited during start-up: ${await logTail(files.log)}`,
+          {
+            cause: spawnError,
+            details: { port },
+          },
+        );
       }
-      if (await answers(rpcUrl)) {
+      // Our anvil is ready once it logged that it listens *and* the port answers; an answer alone
+      // could come from another process holding the port (then our anvil exits with an error).
+      if ((await hasLogged(files.log, `Listening on ${host}:${port}`)) && (await answers(rpcUrl))) {
         break;
       }
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         await exited;
-        throw new LedgerError('EMBEDDED_CHAIN_FAILED', `anvil did not answer on port ${port} within ${timeoutMs} ms`, {
-          details: { port },
-        });
+        throw new LedgerError(
+          'EMBEDDED_CHAIN_FAILED',
+          `anvil did not answer on port ${port} within ${timeoutMs} ms`,
+          {
+            details: { port },
+          },
+        );
       }
       await sleep(POLL_MS);
     }
@@ -180,7 +199,11 @@ export function anvilBinaryPath(): string {
   // first, then from the working directory (a bundled app may live outside node_modules' tree).
   for (const base of [__filename, join(process.cwd(), 'package.json')]) {
     try {
-      const binary = join(dirname(createRequire(base).resolve(`${platformPackage}/package.json`)), 'bin', binaryName);
+      const binary = join(
+        dirname(createRequire(base).resolve(`${platformPackage}/package.json`)),
+        'bin',
+        binaryName,
+      );
       if (existsSync(binary)) {
         return binary;
       }
@@ -213,9 +236,9 @@ export async function findFreePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-async function findRunningAnvil(recordFile: string): Promise<AnvilRecord | undefined> {
+async function findRunningAnvil(recordFile: string, stateFile: string): Promise<AnvilRecord | undefined> {
   const record = await readRecord(recordFile);
-  if (record === undefined || !isAnvilProcess(record.pid)) {
+  if (record === undefined || !isOurAnvil(record.pid, stateFile)) {
     return undefined;
   }
   if (await answers(record.rpcUrl)) {
@@ -232,7 +255,10 @@ async function findRunningAnvil(recordFile: string): Promise<AnvilRecord | undef
 /** True when an anvil with the embedded chain id answers at `rpcUrl`. */
 async function answers(rpcUrl: string): Promise<boolean> {
   try {
-    const [chainId, client] = await Promise.all([readChainId(rpcUrl, 1_000), jsonRpcCall(rpcUrl, 'web3_clientVersion', [], 1_000)]);
+    const [chainId, client] = await Promise.all([
+      readChainId(rpcUrl, 1_000),
+      jsonRpcCall(rpcUrl, 'web3_clientVersion', [], 1_000),
+    ]);
     return chainId === BigInt(EMBEDDED_CHAIN_ID) && typeof client === 'string' && client.startsWith('anvil/');
   } catch {
     return false;
@@ -275,7 +301,9 @@ async function acquireLock(lockFile: string, timeoutMs: number): Promise<() => P
       return () => rm(lockFile, { force: true });
     } catch (error) {
       if (!isErrno(error, 'EEXIST')) {
-        throw new LedgerError('EMBEDDED_CHAIN_FAILED', 'cannot create the embedded chain lock file', { cause: error });
+        throw new LedgerError('EMBEDDED_CHAIN_FAILED', 'cannot create the embedded chain lock file', {
+          cause: error,
+        });
       }
     }
     if (await isStaleLock(lockFile)) {
@@ -283,7 +311,10 @@ async function acquireLock(lockFile: string, timeoutMs: number): Promise<() => P
       continue;
     }
     if (Date.now() > deadline) {
-      throw new LedgerError('EMBEDDED_CHAIN_FAILED', `another process kept ${lockFile} locked for ${timeoutMs} ms`);
+      throw new LedgerError(
+        'EMBEDDED_CHAIN_FAILED',
+        `another process kept ${lockFile} locked for ${timeoutMs} ms`,
+      );
     }
     await sleep(POLL_MS);
   }
@@ -310,8 +341,11 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** A live process that is anvil (checked through /proc where there is one, so a reused pid does not count). */
-function isAnvilProcess(pid: number): boolean {
+/**
+ * A live anvil serving `stateFile`. Where /proc exists its command line is checked, so a pid reused
+ * by another process (after a reboot, say) does not count; elsewhere a live pid has to do.
+ */
+function isOurAnvil(pid: number, stateFile: string): boolean {
   if (!isAlive(pid)) {
     return false;
   }
@@ -319,7 +353,16 @@ function isAnvilProcess(pid: number): boolean {
     return true;
   }
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('anvil');
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return (args[0] ?? '').includes('anvil') && args.includes(stateFile);
+  } catch {
+    return false;
+  }
+}
+
+async function hasLogged(logFile: string, text: string): Promise<boolean> {
+  try {
+    return (await readFile(logFile, 'utf8')).includes(text);
   } catch {
     return false;
   }
@@ -343,7 +386,9 @@ async function writeFileAtomically(file: string, content: string): Promise<void>
 async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
+    timer = setTimeout(() => {
+      resolve(false);
+    }, ms);
   });
   try {
     return await Promise.race([promise.then(() => true as const), timeout]);

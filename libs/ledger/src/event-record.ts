@@ -68,7 +68,9 @@ export function parseLedgerEventRecord(value: unknown, path = 'record'): LedgerE
     });
   };
   if (!isPlainObject(value)) {
-    throw new LedgerError('INVALID_EVENT_RECORD', `${path} must be a JSON object`, { details: { field: path } });
+    throw new LedgerError('INVALID_EVENT_RECORD', `${path} must be a JSON object`, {
+      details: { field: path },
+    });
   }
   for (const field of Object.keys(value)) {
     if (!KNOWN_FIELDS.has(field)) fail(field, 'is not a field of a v1 event record');
@@ -95,7 +97,8 @@ export function parseLedgerEventRecord(value: unknown, path = 'record'): LedgerE
     }
   }
   for (const field of OPTIONAL_DIGESTS) {
-    if (field in value && !isHashHex(value[field])) fail(field, 'must be absent or 0x-prefixed lowercase hex of 32 bytes');
+    if (field in value && !isHashHex(value[field]))
+      fail(field, 'must be absent or 0x-prefixed lowercase hex of 32 bytes');
   }
   return value as unknown as LedgerEventRecord;
 }
@@ -133,8 +136,20 @@ export function eventLeafHash(record: LedgerEventRecord): Buffer {
 }
 
 function isText(value: unknown): value is string {
-  // No control characters: they have no business in ids and codes, and would hide in terminals.
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TEXT && !/[\u0000-\u001f\u007f]/.test(value);
+  return (
+    typeof value === 'string' && value.length > 0 && value.length <= MAX_TEXT && !hasControlCharacter(value)
+  );
+}
+
+/** Control characters have no business in ids and codes, and would hide in terminals. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i += 1) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

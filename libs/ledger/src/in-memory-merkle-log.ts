@@ -1,4 +1,11 @@
-import { type AppendResult, type MerkleNode, type MerkleNodeReader, type NodeKey, appendLeaves, nodeKeyId } from './merkle-log';
+import {
+  type AppendResult,
+  type MerkleNode,
+  type MerkleNodeReader,
+  type NodeKey,
+  appendLeaves,
+  nodeKeyId,
+} from './merkle-log';
 
 /**
  * A Merkle log kept in a Map, for tests, benchmarks and the CLI. It stores exactly the nodes a

@@ -6,7 +6,13 @@
  */
 
 // Errors
-export { type LedgerErrorCode, type LedgerErrorDetails, LedgerError, isLedgerError, toLedgerError } from './ledger-error';
+export {
+  type LedgerErrorCode,
+  type LedgerErrorDetails,
+  LedgerError,
+  isLedgerError,
+  toLedgerError,
+} from './ledger-error';
 
 // Hashes and the Merkle log
 export { fromHashHex, isHashHex, toHashHex } from './hex-encoding';
@@ -52,7 +58,12 @@ export {
 
 // The anchor contract and the chain
 export type { CompilerSettings, ContractArtifact } from './contract-compiler';
-export { ANCHORED_EVENT_TOPIC, ANCHOR_CONTRACT_ARTIFACT, ANCHOR_ROLES, anchorContractInterface } from './anchor-contract';
+export {
+  ANCHORED_EVENT_TOPIC,
+  ANCHOR_CONTRACT_ARTIFACT,
+  ANCHOR_ROLES,
+  anchorContractInterface,
+} from './anchor-contract';
 export {
   DEV_ACCOUNT_PRIVATE_KEY,
   EMBEDDED_CHAIN_ID,

@@ -43,6 +43,19 @@ const RETRYABLE_CODES: ReadonlySet<LedgerErrorCode> = new Set<LedgerErrorCode>([
   'NONCE_CONFLICT',
 ]);
 
+/** Socket-level failures; ethers passes these through from its HTTP layer without wrapping them. */
+const TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+
 /** Extra context attached to a {@link LedgerError}: ids and hashes only, never PHI. */
 export type LedgerErrorDetails = Readonly<Record<string, string | number | boolean | null>>;
 
@@ -88,10 +101,14 @@ export function toLedgerError(error: unknown, action: string): LedgerError {
     return new LedgerError('NONCE_CONFLICT', `${action}: ${error.code}`, { cause: error });
   }
   if (isError(error, 'INSUFFICIENT_FUNDS')) {
-    return new LedgerError('INSUFFICIENT_FUNDS', `${action}: the signer cannot pay for gas`, { cause: error });
+    return new LedgerError('INSUFFICIENT_FUNDS', `${action}: the signer cannot pay for gas`, {
+      cause: error,
+    });
   }
-  if (isFetchFailure(error)) {
-    return new LedgerError('CHAIN_UNAVAILABLE', `${action}: the chain endpoint is unreachable`, { cause: error });
+  if (isFetchFailure(error) || TRANSPORT_ERROR_CODES.has(systemErrorCode(error) ?? '')) {
+    return new LedgerError('CHAIN_UNAVAILABLE', `${action}: the chain endpoint is unreachable`, {
+      cause: error,
+    });
   }
   return new LedgerError('UNEXPECTED_CHAIN_DATA', `${action}: ${errorMessage(error)}`, { cause: error });
 }
@@ -109,7 +126,12 @@ export function systemErrorCode(error: unknown): string | undefined {
 
 /** The message of anything thrown (duck-typed, like {@link systemErrorCode}). */
 export function errorMessage(error: unknown): string {
-  if (typeof error === 'object' && error !== null && 'message' in error && typeof error.message === 'string') {
+  if (
+    typeof error === 'object' &&
+    error !== null &&
+    'message' in error &&
+    typeof error.message === 'string'
+  ) {
     return error.message;
   }
   return String(error);

@@ -28,9 +28,16 @@ const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
  *   proof/verify_test.go @ 02194e9afb6c1d95b5381350007963aa70fff472: inclusionProofs (leaf numbers
  *   there are 1-based), consistencyProofs
  */
-const LEAF_INPUTS = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
-  hex,
-);
+const LEAF_INPUTS = [
+  '',
+  '00',
+  '10',
+  '2021',
+  '3031',
+  '40414243',
+  '5051525354555657',
+  '606162636465666768696a6b6c6d6e6f',
+].map(hex);
 const NODE_HASHES: readonly (readonly string[])[] = [
   [
     '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
@@ -145,7 +152,7 @@ function knownAnswerLog(): InMemoryMerkleLog {
 }
 
 function sameHashes(a: readonly Buffer[], b: readonly Buffer[]): boolean {
-  return a.length === b.length && a.every((h, i) => h.equals(b[i] as Buffer));
+  return a.length === b.length && a.every((h, i) => h.equals(b[i]));
 }
 
 function flipped(hash: Uint8Array, byte = 0): Buffer {
@@ -157,9 +164,13 @@ function flipped(hash: Uint8Array, byte = 0): Buffer {
 describe('RFC 9162 hashing', () => {
   it('hashes leaves as SHA-256(0x00 || entry) and nodes as SHA-256(0x01 || l || r)', () => {
     expect(toHex(leafHash(Buffer.alloc(0)))).toBe(NODE_HASHES[0]?.[0]);
-    const [l, r] = [leafHash(LEAF_INPUTS[0] as Buffer), leafHash(LEAF_INPUTS[1] as Buffer)];
+    const [l, r] = [leafHash(LEAF_INPUTS[0]), leafHash(LEAF_INPUTS[1])];
     expect(toHex(nodeHash(l, r))).toBe(NODE_HASHES[1]?.[0]);
-    const manual = createHash('sha256').update(Buffer.from([1])).update(l).update(r).digest();
+    const manual = createHash('sha256')
+      .update(Buffer.from([1]))
+      .update(l)
+      .update(r)
+      .digest();
     expect(nodeHash(l, r).equals(manual)).toBe(true);
   });
 
@@ -195,8 +206,8 @@ describe('Merkle log against transparency-dev/merkle vectors', () => {
     const log = knownAnswerLog();
     const proof = await inclusionProof(log, index, size);
     expect(proof.map(toHex)).toEqual(expected);
-    const leaf = leafHash(LEAF_INPUTS[index] as Buffer);
-    const root = hex(ROOT_HASHES[size] as string);
+    const leaf = leafHash(LEAF_INPUTS[index]);
+    const root = hex(ROOT_HASHES[size]);
     expect(verifyInclusion(leaf, index, size, proof, root)).toBe(true);
     // The corruptions transparency-dev/merkle probes (verify_test.go, corruptInclusionProof).
     expect(verifyInclusion(leaf, index + 1, size, proof, root)).toBe(false);
@@ -221,7 +232,7 @@ describe('Merkle log against transparency-dev/merkle vectors', () => {
     const log = knownAnswerLog();
     const proof = await consistencyProof(log, m, n);
     expect(proof.map(toHex)).toEqual(expected);
-    const [root1, root2] = [hex(ROOT_HASHES[m] as string), hex(ROOT_HASHES[n] as string)];
+    const [root1, root2] = [hex(ROOT_HASHES[m]), hex(ROOT_HASHES[n])];
     expect(verifyConsistency(m, n, proof, root1, root2)).toBe(true);
     if (proof.length > 0) {
       expect(verifyConsistency(m - 1, n, proof, root1, root2)).toBe(false);
@@ -236,7 +247,7 @@ describe('Merkle log against transparency-dev/merkle vectors', () => {
   });
 
   it('treats the degenerate consistency cases like RFC 9162', () => {
-    const [root1, root2] = [hex(ROOT_HASHES[1] as string), hex(ROOT_HASHES[2] as string)];
+    const [root1, root2] = [hex(ROOT_HASHES[1]), hex(ROOT_HASHES[2])];
     expect(verifyConsistency(0, 0, [], root1, root1)).toBe(true);
     expect(verifyConsistency(0, 5, [], root1, root2)).toBe(true);
     expect(verifyConsistency(1, 1, [], root1, root2)).toBe(false);
@@ -260,7 +271,7 @@ class ReferenceTree {
       if (n === 0) {
         hash = emptyTreeRoot();
       } else if (n === 1) {
-        hash = this.leaves[start] as Buffer;
+        hash = this.leaves[start];
       } else {
         const k = split(n);
         hash = nodeHash(this.mth(start, start + k), this.mth(start + k, end));
@@ -346,8 +357,11 @@ describe('Merkle log properties, all sizes 1..70', () => {
         const proof = await inclusionProof(log, index, size);
         check(log.readCount - reads === (size === 1 ? 0 : 1), `${at}: one getNodes call`);
         check(sameHashes(proof, reference.path(index, 0, size)), `${at}: path equals the RFC definition`);
-        check(inclusionProofKeys(index, size).length <= 2 * Math.ceil(Math.log2(size)), `${at}: O(log n) nodes`);
-        const leaf = leaves[index] as Buffer;
+        check(
+          inclusionProofKeys(index, size).length <= 2 * Math.ceil(Math.log2(size)),
+          `${at}: O(log n) nodes`,
+        );
+        const leaf = leaves[index];
         check(verifyInclusion(leaf, index, size, proof, root), `${at}: verifies`);
         check(!verifyInclusion(flipped(leaf, 31), index, size, proof, root), `${at}: flipped leaf fails`);
         check(!verifyInclusion(leaf, index, size, proof, flipped(root, 7)), `${at}: flipped root fails`);
@@ -374,8 +388,14 @@ describe('Merkle log properties, all sizes 1..70', () => {
         const at = `${m} -> ${n}`;
         const root1 = reference.mth(0, m);
         const proof = await consistencyProof(log, m, n);
-        check(sameHashes(proof, m === 0 ? [] : reference.subproof(m, 0, n, true)), `${at}: equals the RFC definition`);
-        check(consistencyProofKeys(m, n).length <= 2 * Math.ceil(Math.log2(Math.max(n, 2))), `${at}: O(log n) nodes`);
+        check(
+          sameHashes(proof, m === 0 ? [] : reference.subproof(m, 0, n, true)),
+          `${at}: equals the RFC definition`,
+        );
+        check(
+          consistencyProofKeys(m, n).length <= 2 * Math.ceil(Math.log2(Math.max(n, 2))),
+          `${at}: O(log n) nodes`,
+        );
         check(verifyConsistency(m, n, proof, root1, root2), `${at}: verifies`);
         if (m > 0 && m < n) {
           check(!verifyConsistency(m, n, proof, flipped(root1, 3), root2), `${at}: flipped root1 fails`);

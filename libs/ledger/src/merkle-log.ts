@@ -71,7 +71,7 @@ export function appendLeaves(
     );
   }
   expected.forEach((key, i) => {
-    const node = frontier[i] as MerkleNode;
+    const node = frontier[i];
     if (node.level !== key.level || node.index !== key.index || node.hash.length !== HASH_SIZE) {
       throw new LedgerError(
         'INVALID_ARGUMENT',
@@ -119,7 +119,11 @@ export function consistencyProofKeys(m: number, n: number): NodeKey[] {
  * RFC 9162 §2.1.3.1 inclusion proof (audit path) of leaf `leafIndex` in the tree of `treeSize`
  * leaves, bottom-up. Reads the O(log n) nodes it needs in one `getNodes` call.
  */
-export async function inclusionProof(reader: MerkleNodeReader, leafIndex: number, treeSize: number): Promise<Buffer[]> {
+export async function inclusionProof(
+  reader: MerkleNodeReader,
+  leafIndex: number,
+  treeSize: number,
+): Promise<Buffer[]> {
   return foldRanges(reader, inclusionRanges(leafIndex, treeSize));
 }
 
@@ -156,7 +160,10 @@ function inclusionRanges(leafIndex: number, treeSize: number): LeafRange[] {
   requireSize(treeSize, 'treeSize');
   requireSize(leafIndex, 'leafIndex');
   if (leafIndex >= treeSize) {
-    throw new LedgerError('INVALID_ARGUMENT', `leafIndex ${leafIndex} is not in a tree of ${treeSize} leaves`);
+    throw new LedgerError(
+      'INVALID_ARGUMENT',
+      `leafIndex ${leafIndex} is not in a tree of ${treeSize} leaves`,
+    );
   }
   const topDown: LeafRange[] = [];
   let start = 0;
@@ -248,7 +255,7 @@ function foldRight(hashes: readonly Uint8Array[]): Buffer {
   }
   let acc: Buffer = Buffer.from(last);
   for (let i = hashes.length - 2; i >= 0; i -= 1) {
-    acc = nodeHash(hashes[i] as Uint8Array, acc);
+    acc = nodeHash(hashes[i], acc);
   }
   return acc;
 }

@@ -80,7 +80,7 @@ export function verifyConsistency(
     sn = half(sn);
   }
   // 5.
-  let fr: Buffer = Buffer.from(path[0] as Uint8Array);
+  let fr: Buffer = Buffer.from(path[0]);
   let sr: Buffer = Buffer.from(fr);
   // 6.
   for (const c of path.slice(1)) {

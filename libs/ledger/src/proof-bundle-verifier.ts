@@ -74,7 +74,10 @@ export async function verifyProofBundle(
     throw error;
   }
   if (parsed.status !== 'anchored') {
-    return reject('format', 'the event is not anchored yet (status "pending"); fetch the bundle again after the next checkpoint');
+    return reject(
+      'format',
+      'the event is not anchored yet (status "pending"); fetch the bundle again after the next checkpoint',
+    );
   }
   const b = parsed as AnchoredProofBundle;
 
@@ -104,11 +107,20 @@ async function verifyOnChain(
   const anchor = b.anchor;
   const chainId = (await provider.getNetwork()).chainId.toString();
   if (chainId !== anchor.chainId) {
-    return reject('chain-id', `the RPC endpoint serves chain ${chainId}, but the bundle was anchored on chain ${anchor.chainId}`);
+    return reject(
+      'chain-id',
+      `the RPC endpoint serves chain ${chainId}, but the bundle was anchored on chain ${anchor.chainId}`,
+    );
   }
   const contract = getAddress(anchor.contract.toLowerCase());
-  if (options.expectedContract !== undefined && getAddress(options.expectedContract.toLowerCase()) !== contract) {
-    return reject('contract', `the bundle names contract ${contract}, not the expected anchor contract ${getAddress(options.expectedContract.toLowerCase())}`);
+  if (
+    options.expectedContract !== undefined &&
+    getAddress(options.expectedContract.toLowerCase()) !== contract
+  ) {
+    return reject(
+      'contract',
+      `the bundle names contract ${contract}, not the expected anchor contract ${getAddress(options.expectedContract.toLowerCase())}`,
+    );
   }
 
   const receipt: TransactionReceipt | null = await provider.getTransactionReceipt(anchor.txHash);
@@ -119,7 +131,10 @@ async function verifyOnChain(
     return reject('transaction', `transaction ${anchor.txHash} failed (reverted), so it anchored nothing`);
   }
   if (receipt.to === null || receipt.to.toLowerCase() !== contract.toLowerCase()) {
-    return reject('transaction', `transaction ${anchor.txHash} was sent to ${receipt.to ?? 'no contract'}, not to ${contract}`);
+    return reject(
+      'transaction',
+      `transaction ${anchor.txHash} was sent to ${receipt.to ?? 'no contract'}, not to ${contract}`,
+    );
   }
 
   const log = receipt.logs.find((l) => l.index === anchor.logIndex);
@@ -147,14 +162,23 @@ async function verifyOnChain(
       `the transaction is in block ${receipt.blockNumber} (${receipt.blockHash}), not in the bundle's block ${anchor.blockNumber} (${anchor.blockHash})`,
     );
   }
-  const [block, latest] = await Promise.all([provider.getBlock(anchor.blockNumber), provider.getBlockNumber()]);
+  const [block, latest] = await Promise.all([
+    provider.getBlock(anchor.blockNumber),
+    provider.getBlockNumber(),
+  ]);
   if (block?.hash !== anchor.blockHash) {
-    return reject('block', `block ${anchor.blockNumber} on the canonical chain is not ${anchor.blockHash} (reorganised away?)`);
+    return reject(
+      'block',
+      `block ${anchor.blockNumber} on the canonical chain is not ${anchor.blockHash} (reorganised away?)`,
+    );
   }
   const confirmations = latest - anchor.blockNumber + 1;
   const required = options.minConfirmations ?? 0;
   if (confirmations < required) {
-    return reject('confirmations', `the anchor has ${confirmations} confirmation(s), fewer than the ${required} required`);
+    return reject(
+      'confirmations',
+      `the anchor has ${confirmations} confirmation(s), fewer than the ${required} required`,
+    );
   }
   return {
     verified: true,

@@ -57,7 +57,14 @@ const BUNDLE_FIELDS: ReadonlySet<string> = new Set([
   'root',
   'anchor',
 ]);
-const ANCHOR_FIELDS: ReadonlySet<string> = new Set(['chainId', 'contract', 'txHash', 'blockNumber', 'blockHash', 'logIndex']);
+const ANCHOR_FIELDS: ReadonlySet<string> = new Set([
+  'chainId',
+  'contract',
+  'txHash',
+  'blockNumber',
+  'blockHash',
+  'logIndex',
+]);
 const CHAIN_ID = /^[1-9][0-9]{0,19}$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const HEX32 = 'must be 0x-prefixed lowercase hex of 32 bytes';
@@ -84,7 +91,15 @@ export function anchoredProofBundle(parts: {
     treeSize: parts.treeSize,
     inclusionPath: parts.inclusionPath.map(toHashHex),
     root: toHashHex(parts.root),
-    anchor: { ...parts.anchor, contract: parts.anchor.contract.toLowerCase() },
+    // Pick the fields: an AnchorReceipt (which has more) may be passed as the reference.
+    anchor: {
+      chainId: parts.anchor.chainId,
+      contract: parts.anchor.contract,
+      txHash: parts.anchor.txHash,
+      blockNumber: parts.anchor.blockNumber,
+      blockHash: parts.anchor.blockHash,
+      logIndex: parts.anchor.logIndex,
+    },
   };
 }
 
@@ -114,7 +129,8 @@ export function parseProofBundle(json: unknown): ProofBundle {
   const leafIndex = bundle['leafIndex'];
   if (leafIndex !== null && !isCount(leafIndex)) fail('leafIndex', 'must be null or a non-negative integer');
   const treeSize = bundle['treeSize'];
-  if (treeSize !== null && !(isCount(treeSize) && treeSize > 0)) fail('treeSize', 'must be null or a positive integer');
+  if (treeSize !== null && !(isCount(treeSize) && treeSize > 0))
+    fail('treeSize', 'must be null or a positive integer');
   const path = bundle['inclusionPath'];
   if (!Array.isArray(path)) fail('inclusionPath', 'must be an array of hashes');
   (path as unknown[]).forEach((hash, i) => {
@@ -130,7 +146,7 @@ export function parseProofBundle(json: unknown): ProofBundle {
     if (treeSize === null) fail('treeSize', 'is required when status is "anchored"');
     if (root === null) fail('root', 'is required when status is "anchored"');
     if (anchor === null) fail('anchor', 'is required when status is "anchored"');
-    if ((leafIndex as number) >= (treeSize as number)) fail('leafIndex', `must be less than treeSize (${String(treeSize)})`);
+    if (leafIndex >= treeSize) fail('leafIndex', `must be less than treeSize (${String(treeSize)})`);
   } else {
     if (treeSize !== null) fail('treeSize', 'must be null while status is "pending"');
     if ((path as unknown[]).length > 0) fail('inclusionPath', 'must be empty while status is "pending"');
@@ -151,8 +167,10 @@ function parseAnchor(value: unknown): void {
     if (!ANCHOR_FIELDS.has(field)) fail(`anchor.${field}`, 'is not a field of an anchor reference');
   }
   const chainId = anchor['chainId'];
-  if (typeof chainId !== 'string' || !CHAIN_ID.test(chainId)) fail('anchor.chainId', 'must be a decimal chain id string, e.g. "31337"');
-  if (!isAddress(anchor['contract'])) fail('anchor.contract', 'must be a 0x-prefixed 20-byte address (lowercase or EIP-55)');
+  if (typeof chainId !== 'string' || !CHAIN_ID.test(chainId))
+    fail('anchor.chainId', 'must be a decimal chain id string, e.g. "31337"');
+  if (!isAddress(anchor['contract']))
+    fail('anchor.contract', 'must be a 0x-prefixed 20-byte address (lowercase or EIP-55)');
   if (!isHashHex(anchor['txHash'])) fail('anchor.txHash', HEX32);
   if (!isCount(anchor['blockNumber'])) fail('anchor.blockNumber', 'must be a non-negative integer');
   if (!isHashHex(anchor['blockHash'])) fail('anchor.blockHash', HEX32);

@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Provider, type Signer, type TransactionReceipt, type TransactionRequest, Transaction } from 'ethers';
+import {
+  type Provider,
+  type Signer,
+  type TransactionReceipt,
+  type TransactionRequest,
+  Transaction,
+} from 'ethers';
 import { LedgerError, toLedgerError } from './ledger-error';
 
 /** How long and how often to wait for a receipt. */
@@ -72,7 +78,11 @@ export async function sendRawTransaction(
  * Polls for the receipt of `txHash` until it has `confirmations` blocks. Transient RPC failures are
  * retried until the deadline; then `RECEIPT_TIMEOUT` (retryable: check the chain before resending).
  */
-export async function waitForReceipt(provider: Provider, txHash: string, polling: ReceiptPolling): Promise<TransactionReceipt> {
+export async function waitForReceipt(
+  provider: Provider,
+  txHash: string,
+  polling: ReceiptPolling,
+): Promise<TransactionReceipt> {
   const deadline = Date.now() + polling.timeoutMs;
   let lastError: unknown;
   for (;;) {

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectQueue } from '@nestjs/bullmq';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import {
   FhirRequestError,
@@ -9,10 +8,9 @@ import {
   type NotificationRequest,
   type ParsedNotification,
 } from '@fhir-trail/fhir-mapping';
-import { type IngestJob, ingestJobId, QUEUES } from '@fhir-trail/jobs';
 import { isDatabaseUnavailable, type SourceRecord, Store, tokenMatches } from '@fhir-trail/store';
-import type { Queue } from 'bullmq';
 import { STORE } from '@fhir-trail/runtime';
+import { IngestEnqueuer } from './ingest-enqueuer';
 import { SourcesService } from './sources.service';
 
 /** One request on a hook endpoint, as the controller hands it over. */
@@ -47,7 +45,7 @@ export class NotificationsService {
   constructor(
     @Inject(STORE) private readonly store: Store,
     private readonly sources: SourcesService,
-    @InjectQueue(QUEUES.ingest) private readonly ingestQueue: Queue<IngestJob>,
+    private readonly enqueuer: IngestEnqueuer,
   ) {}
 
   async accept(request: HookRequest): Promise<AcceptedNotification> {
@@ -91,9 +89,7 @@ export class NotificationsService {
     );
     // Committed: from here the notification cannot be lost. The job is a convenience for latency;
     // if Redis is down or loses it, the worker's inbox relay enqueues the row again.
-    this.ingestQueue.add('ingest', { inboxId }, { jobId: ingestJobId(inboxId) }).catch((error: unknown) => {
-      this.logger.warn({ msg: 'enqueue failed; the inbox relay will retry', inboxId, error: String(error) });
-    });
+    this.enqueuer.enqueue(inboxId);
     return { inboxId, notification };
   }
 

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@fhir-trail/config';
 import { type SourceRecord, type SourceRegistration, Store } from '@fhir-trail/store';
 import { z } from 'zod';
-import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
+import { STORE } from '@fhir-trail/runtime';
 
 /** The development source: `Authorization: Bearer demo-token` on `/hooks/demo`. */
 export const DEMO_SOURCE: SourceRegistration = {
@@ -39,34 +39,41 @@ const sourcesFileSchema = z.array(
 const CACHE_MS = 5_000;
 
 /**
- * Registered senders. Loaded at start from SOURCES_FILE (or, in development, the `demo` source)
- * into PostgreSQL; looked up per request through a short cache. Refuses to start in production
- * while any source still has a well-known default secret.
+ * Registers the configured sources — SOURCES_FILE, plus the `demo` source outside production — and
+ * refuses to start in production while any registered source still has a well-known default
+ * secret. Runs before the bridge starts anything else, so a refusal leaves nothing running.
  */
-@Injectable()
-export class SourcesService implements OnModuleInit {
-  private readonly logger = new Logger(SourcesService.name);
-  private readonly cache = new Map<string, { at: number; source: SourceRecord | undefined }>();
-
-  constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(STORE) private readonly store: Store,
-  ) {}
-
-  async onModuleInit(): Promise<void> {
-    const registrations: SourceRegistration[] = [];
-    if (this.config.sourcesFile) registrations.push(...(await readSourcesFile(this.config.sourcesFile)));
-    if (this.config.env !== 'production') registrations.push(DEMO_SOURCE);
-    for (const registration of registrations) await this.store.sources.upsert(registration);
-    const insecure = await this.store.sources.withDefaultSecret();
-    if (this.config.env === 'production' && insecure.length > 0) {
+export async function registerSources(config: AppConfig): Promise<number> {
+  const registrations: SourceRegistration[] = [];
+  if (config.sourcesFile) registrations.push(...(await readSourcesFile(config.sourcesFile)));
+  if (config.env !== 'production') registrations.push(DEMO_SOURCE);
+  const store = await Store.open({
+    databaseUrl: config.databaseUrl,
+    masterKey: config.ledger.masterKey,
+    migrate: true,
+    max: 1,
+  });
+  try {
+    for (const registration of registrations) await store.sources.upsert(registration);
+    const insecure = await store.sources.withDefaultSecret();
+    if (config.env === 'production' && insecure.length > 0) {
       throw new Error(
         `refusing to start in production: source(s) ${insecure.join(', ')} still have a default secret; ` +
           'register them with their own token in SOURCES_FILE',
       );
     }
-    this.logger.log({ msg: 'sources registered', count: registrations.length });
+  } finally {
+    await store.close();
   }
+  return registrations.length;
+}
+
+/** Registered senders, looked up per request through a short cache. */
+@Injectable()
+export class SourcesService {
+  private readonly cache = new Map<string, { at: number; source: SourceRecord | undefined }>();
+
+  constructor(@Inject(STORE) private readonly store: Store) {}
 
   async find(id: string): Promise<SourceRecord | undefined> {
     const hit = this.cache.get(id);

@@ -1,10 +1,13 @@
-import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
 import type { AppConfig } from '@fhir-trail/config';
 import { ANCHOR_SCHEDULER_ID, type AnchorJob, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG } from '@fhir-trail/runtime';
 import type { Job, Queue } from 'bullmq';
 import { type AnchoredBatch, LedgerAnchorService } from './ledger-anchor.service';
+
+/** How often the periodic anchor schedule is re-asserted in Redis. */
+const SCHEDULER_KEEPER_MS = 10_000;
 
 /**
  * Anchor: runs every LEDGER_BATCH_INTERVAL_MS (a BullMQ job scheduler, one per deployment) and when
@@ -13,8 +16,9 @@ import { type AnchoredBatch, LedgerAnchorService } from './ledger-anchor.service
  * leaves stay pending, nothing is lost, and the same head is never anchored twice.
  */
 @Processor(QUEUES.anchor, { concurrency: 1 })
-export class AnchorProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class AnchorProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AnchorProcessor.name);
+  private keeper?: NodeJS.Timeout;
 
   constructor(
     private readonly anchorService: LedgerAnchorService,
@@ -25,6 +29,21 @@ export class AnchorProcessor extends WorkerHost implements OnApplicationBootstra
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.ensureScheduler();
+    // Redis keeps nothing on disk: after a Redis restart or flush the scheduler is gone, so it is
+    // re-asserted periodically (upsert is idempotent).
+    this.keeper = setInterval(() => {
+      this.ensureScheduler().catch((error: unknown) =>
+        this.logger.warn({ msg: 'could not re-assert the anchor schedule', error: String(error) }),
+      );
+    }, SCHEDULER_KEEPER_MS);
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.keeper);
+  }
+
+  private async ensureScheduler(): Promise<void> {
     await this.anchorQueue.upsertJobScheduler(
       ANCHOR_SCHEDULER_ID,
       { every: this.config.ledger.batchIntervalMs },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { OperationOutcome, Reference, Resource } from '@medplum/fhirtypes';
 import type { AppConfig } from '@fhir-trail/config';
 import {
   buildProvenance,
@@ -249,17 +249,24 @@ function notificationRequest(entry: InboxEntry): NotificationRequest {
   };
 }
 
-/** Where the resource lives at the source: the Bundle's fullUrl, or its address under the source's base. */
+/**
+ * Where the resource lives at the source: the Bundle's fullUrl, or its address under the source's
+ * FHIR base; for a source with no known base, an identifier naming `{Type}/{id}` in that source.
+ */
 function sourceEntity(
   source: SourceRecord,
   event: NotificationEvent,
   resourceType: string,
   id: string,
   versionId: string | undefined,
-): string {
+): string | Reference {
   if (event.fullUrl && /^https?:\/\//.test(event.fullUrl)) return event.fullUrl;
   const relative = `${resourceType}/${id}${versionId ? `/_history/${versionId}` : ''}`;
-  return source.fhirBaseUrl ? `${source.fhirBaseUrl.replace(/\/$/, '')}/${relative}` : relative;
+  if (source.fhirBaseUrl) return `${source.fhirBaseUrl.replace(/\/$/, '')}/${relative}`;
+  return {
+    type: resourceType as Reference['type'],
+    identifier: { system: `urn:fhir-trail:source:${source.id}`, value: relative },
+  };
 }
 
 function failure(

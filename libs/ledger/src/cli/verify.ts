@@ -7,7 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type ProofVerification, createProvider, endpointName, isLedgerError, readChainId, verifyProofBundle } from '../index';
+import {
+  type ProofVerification,
+  createProvider,
+  endpointName,
+  isLedgerError,
+  readChainId,
+  verifyProofBundle,
+} from '../index';
 import { errorMessage } from '../ledger-error';
 
 const HELP = `Usage: verify FILE [--rpc URL] [--min-confirmations N] [--contract ADDRESS]
@@ -56,7 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (positionals.length !== 1) {
       throw new UsageError(positionals.length === 0 ? 'missing FILE' : 'give exactly one FILE');
     }
-    file = positionals[0] as string;
+    file = positionals[0];
     rpc = values.rpc ?? DEFAULT_RPC;
     const min = values['min-confirmations'] ?? '0';
     if (!/^\d{1,9}$/.test(min)) {
@@ -103,11 +110,11 @@ async function main(argv: readonly string[]): Promise<number> {
       );
     }
     const label = (i: number): string => (bundles.length > 1 ? `bundle ${i + 1}: ` : '');
-    const failed = results.findIndex((r) => !r.verified);
-    const failure = results[failed];
-    if (failure !== undefined && !failure.verified) {
-      process.stdout.write(`not verified: ${label(failed)}${failure.reason}\n`);
-      return 1;
+    for (const [i, result] of results.entries()) {
+      if (!result.verified) {
+        process.stdout.write(`not verified: ${label(i)}${result.reason}\n`);
+        return 1;
+      }
     }
     process.stdout.write('verified\n');
     results.forEach((r, i) => {

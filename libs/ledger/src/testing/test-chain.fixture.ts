@@ -6,7 +6,13 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type JsonRpcProvider, Wallet } from 'ethers';
+import {
+  type Contract,
+  type ContractTransactionReceipt,
+  type ContractTransactionResponse,
+  type JsonRpcProvider,
+  Wallet,
+} from 'ethers';
 import { DEV_ACCOUNT_PRIVATE_KEY, createProvider } from '../chain-provider';
 import { EmbeddedChain, findFreePort } from '../embedded-chain';
 
@@ -50,4 +56,16 @@ export async function startTestChain(): Promise<TestChain> {
 /** A deterministic 32-byte test hash (`0x` hex) from a label. */
 export function testHash(label: string): string {
   return `0x${createHash('sha256').update(label).digest('hex')}`;
+}
+
+/** Sends a contract transaction and waits for it (ethers' Contract methods are typed `any`). */
+export async function send(
+  contract: Contract,
+  method: string,
+  ...args: unknown[]
+): Promise<ContractTransactionReceipt> {
+  const tx = (await contract.getFunction(method)(...args)) as ContractTransactionResponse;
+  const receipt = await tx.wait();
+  if (receipt === null) throw new Error(`${method}: no receipt`);
+  return receipt;
 }
