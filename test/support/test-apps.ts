@@ -38,12 +38,20 @@ export class TestStack {
     private readonly dataDir: string,
   ) {}
 
-  static async create(label: string, env: Readonly<Record<string, string>> = {}): Promise<TestStack> {
+  /**
+   * @param databaseVia rewrites the database URL the apps use (e.g. through a TcpProxy); the test
+   * database itself is created and dropped directly.
+   */
+  static async create(
+    label: string,
+    env: Readonly<Record<string, string>> = {},
+    databaseVia: (url: string) => string = (url) => url,
+  ): Promise<TestStack> {
     const database = await createTestDatabase(label);
     const dataDir = await mkdtemp(join(tmpdir(), `fhir-trail-${label}-`));
     const config = loadConfig({
       NODE_ENV: 'test',
-      DATABASE_URL: database.url,
+      DATABASE_URL: databaseVia(database.url),
       REDIS_URL: 'redis://127.0.0.1:6379',
       QUEUE_PREFIX: `test-${label}-${process.pid}`,
       DATA_DIR: dataDir,

@@ -5,9 +5,11 @@ import { QUEUES } from '@fhir-trail/jobs';
 import { RuntimeModule } from '@fhir-trail/runtime';
 import { AnchorProcessor } from './anchor/anchor.processor';
 import { LedgerAnchorService } from './anchor/ledger-anchor.service';
+import { EVENT_RESOLVER } from './ingest/event-resolver';
 import { InboxRelayService } from './ingest/inbox-relay.service';
 import { IngestProcessor } from './ingest/ingest.processor';
 import { IngestService } from './ingest/ingest.service';
+import { SourceEventResolver } from './ingest/source-event.resolver';
 
 @Module({})
 export class WorkerModule {
@@ -29,7 +31,14 @@ export class WorkerModule {
           { name: QUEUES.anchor },
         ),
       ],
-      providers: [IngestService, IngestProcessor, InboxRelayService, LedgerAnchorService, AnchorProcessor],
+      providers: [
+        { provide: EVENT_RESOLVER, useClass: SourceEventResolver },
+        IngestService,
+        IngestProcessor,
+        InboxRelayService,
+        LedgerAnchorService,
+        AnchorProcessor,
+      ],
     };
   }
 }

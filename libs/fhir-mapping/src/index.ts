@@ -58,3 +58,5 @@ export {
   parseResourceReference,
   type ResourceAddress,
 } from './resource-reference';
+
+export { eventDedupeKey, subscriptionKey, type EventCounterSemantics } from './notification-identity';

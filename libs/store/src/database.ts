@@ -1,11 +1,15 @@
 import { Kysely, type Migration, type MigrationProvider, Migrator, PostgresDialect } from 'kysely';
 import { Client, Pool } from 'pg';
 import * as foundation from './migrations/0001-foundation';
+import * as sourceAuth from './migrations/0002-source-auth';
+import * as subscriptions from './migrations/0003-subscriptions';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
 const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-foundation': foundation,
+  '0002-source-auth': sourceAuth,
+  '0003-subscriptions': subscriptions,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {
@@ -31,8 +35,10 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): StoreD
     // Fail fast when PostgreSQL is down so the bridge answers 503 instead of hanging the sender.
     connectionTimeoutMillis: 5_000,
   });
-  // An idle client that loses its server must not crash the process; the next query reconnects.
+  // A client that loses its server (idle in the pool, or checked out mid-query) must not crash the
+  // process: the query in flight rejects, the pool drops the client, the next query reconnects.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -1,6 +1,6 @@
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery, type Selectable, sql } from 'kysely';
 import type { StoreDb } from './database';
-import type { InboxStatus } from './schema';
+import type { InboxStatus, InboxTable } from './schema';
 
 const INSERT_INBOX = `insert into inbox
   (source_id, method, path, content_type, headers, body, shape, notification_type, event_count, enqueued_at)
@@ -51,6 +51,12 @@ export class InboxRepository {
     return row.id;
   }
 
+  /** Reads one row without locking it (the worker's resolve phase). */
+  async find(id: string): Promise<InboxEntry | undefined> {
+    const row = await this.db.selectFrom('inbox').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toEntry(row) : undefined;
+  }
+
   /**
    * Locks one inbox row for processing. Returns undefined when it is gone or already finished
    * (a duplicate job), so processing is idempotent.
@@ -63,21 +69,7 @@ export class InboxRepository {
       .set({ attempts: sql<number>`attempts + 1` })
       .where('id', '=', id)
       .execute();
-    return {
-      id: row.id,
-      sourceId: row.source_id,
-      method: row.method,
-      path: row.path,
-      contentType: row.content_type ?? undefined,
-      headers: row.headers,
-      body: row.body,
-      shape: row.shape,
-      notificationType: row.notification_type,
-      eventCount: row.event_count,
-      status: row.status,
-      receivedAt: row.received_at,
-      attempts: row.attempts + 1,
-    };
+    return { ...toEntry(row), attempts: row.attempts + 1 };
   }
 
   async finish(
@@ -141,4 +133,22 @@ export class InboxRepository {
     for (const row of rows) counts[row.status] = Number(row.n);
     return counts;
   }
+}
+
+function toEntry(row: Selectable<InboxTable>): InboxEntry {
+  return {
+    id: row.id,
+    sourceId: row.source_id,
+    method: row.method,
+    path: row.path,
+    contentType: row.content_type ?? undefined,
+    headers: row.headers,
+    body: row.body,
+    shape: row.shape,
+    notificationType: row.notification_type,
+    eventCount: row.event_count,
+    status: row.status,
+    receivedAt: row.received_at,
+    attempts: row.attempts,
+  };
 }

@@ -14,16 +14,70 @@ export interface SourcesTable {
   organisation: JSONColumnType<SourceOrganisation>;
   fhir_base_url: string | null;
   /** SHA-256 of the bearer secret the source presents; the secret itself is never stored. */
-  token_sha256: Buffer;
+  token_sha256: Buffer | null;
+  /** Which HMAC header the source signs its bodies with, if any. */
+  signature_kind: SignatureKind | null;
+  /** The HMAC secret, AES-256-GCM-wrapped under the master key (context `source-secret|<id>`). */
+  signature_secret: Buffer | null;
+  /** How the bridge calls the source back: the non-secret part. */
+  fhir_auth: JSONColumnType<FhirAuthSettings, string | undefined, string>;
+  /** The secret part of `fhir_auth` as JSON, wrapped (context `source-fhir-auth|<id>`). */
+  fhir_auth_secret: Buffer | null;
+  sender_profile: JSONColumnType<SenderProfile, string | undefined, string>;
+  mapping_profile: string | null;
+  rate_limit_per_second: number | null;
   default_secret: boolean;
   created_at: GeneratedTimestamp;
   updated_at: GeneratedTimestamp;
+  /** Set when the source is deleted through the admin API (soft: its rows keep referring to it). */
+  disabled_at: Timestamp | null;
 }
 
 export interface SourceOrganisation {
   readonly display: string;
   readonly identifier?: { readonly system?: string; readonly value?: string };
   readonly reference?: string;
+}
+
+/** HMAC-SHA256 over the raw body: athenahealth `X-Hub-Signature: sha256=<hex>`, Medplum `X-Signature: <hex>`. */
+export type SignatureKind = 'hub-signature' | 'medplum-signature';
+
+/** Every check a source's notifications must pass (all of them, when several are configured). */
+export type SenderAuthKind = 'bearer' | SignatureKind;
+
+/** Algorithms SMART Backend Services clients must support (private_key_jwt). */
+export type SmartSigningAlgorithm = 'RS384' | 'ES384';
+
+/** How the bridge authenticates when it calls the source's FHIR API (fetch-back); no secrets. */
+export type FhirAuthSettings =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bearer' }
+  | {
+      readonly kind: 'smart-backend';
+      readonly clientId: string;
+      readonly scope: string;
+      /** Unset: discovered from `{fhirBaseUrl}/.well-known/smart-configuration`. */
+      readonly tokenUrl?: string;
+      readonly keyId: string;
+      readonly algorithm: SmartSigningAlgorithm;
+    };
+
+/**
+ * What a sender's event numbers mean: `subscription` is the Backport IG's gap-free counter per
+ * subscription (gap detection applies), `per-bundle` numbers events within each Bundle only
+ * (athenahealth), `none` sends no counter.
+ */
+export type EventCounter = 'subscription' | 'per-bundle' | 'none';
+
+/** How the sender tells of a delete: never (R4 classic), HAPI `DELETE {endpoint}/{Type}/{id}`, Medplum `{}` + header. */
+export type DeleteStyle = 'none' | 'hapi' | 'medplum';
+
+/** How a sender behaves, for the parts of the pipeline that must adapt to it. */
+export interface SenderProfile {
+  readonly counter: EventCounter;
+  readonly deleteStyle: DeleteStyle;
+  /** How long the sender waits for our answer before it counts a failure (athenahealth: 2000). */
+  readonly responseBudgetMs: number;
 }
 
 export interface InboxTable {
@@ -59,6 +113,9 @@ export interface ResourceVersionsTable {
   inbox_id: Int8;
   entry_index: number;
   recorded_at: Timestamp;
+  /** False when an older version arrived after a newer one: recorded, never applied. */
+  applied: Generated<boolean>;
+  source_last_updated: Timestamp | null;
 }
 
 export interface ProvenancesTable {
@@ -132,8 +189,73 @@ export interface PatientKeysTable {
   destroyed_at: Timestamp | null;
 }
 
+export interface ProcessedEventsTable {
+  source_id: string;
+  /** `sub:<subscription>#<n>`, `evt:<notification event id>` or `res:<Type>/<id>/<version>/<interaction>`. */
+  dedupe_key: string;
+  inbox_id: Int8;
+  entry_index: number;
+  first_seen_at: GeneratedTimestamp;
+  duplicates: Generated<number>;
+  last_duplicate_at: Timestamp | null;
+}
+
+export interface ResourceHeadsTable {
+  source_id: string;
+  resource_type: string;
+  resource_id: string;
+  version: number;
+  source_version_id: string | null;
+  source_last_updated: Timestamp | null;
+  deleted: Generated<boolean>;
+}
+
+export interface SubscriptionsTable {
+  source_id: string;
+  reference: string;
+  topic: string | null;
+  status: string | null;
+  last_event_number: Int8 | null;
+  heartbeat_period_s: number | null;
+  last_heartbeat_at: Timestamp | null;
+  last_notification_at: Timestamp | null;
+  last_event_at: Timestamp | null;
+  alert: string | null;
+  alert_at: Timestamp | null;
+  notifications: ColumnType<string, string | number | undefined, string | number>;
+  duplicates: ColumnType<string, string | number | undefined, string | number>;
+  /** Resource types seen in this subscription's events: what a fallback search re-queries. */
+  resource_types: ColumnType<string[], string[] | undefined, string[]>;
+  updated_at: GeneratedTimestamp;
+}
+
+export type EventGapStatus = 'open' | 'filled' | 'repaired' | 'searched' | 'failed';
+
+export interface EventGapsTable {
+  id: GeneratedInt8;
+  source_id: string;
+  subscription: string;
+  from_number: Int8;
+  to_number: Int8;
+  status: ColumnType<EventGapStatus, EventGapStatus | undefined, EventGapStatus>;
+  detected_at: GeneratedTimestamp;
+  closed_at: Timestamp | null;
+  detail: string | null;
+}
+
+export interface AdminApiKeysTable {
+  /** Where the key comes from, e.g. `ADMIN_API_KEY`. */
+  id: string;
+  /** SHA-256 of the key; the key itself is never stored. */
+  key_sha256: Buffer;
+  default_secret: boolean;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
 export interface Database {
   sources: SourcesTable;
+  admin_api_keys: AdminApiKeysTable;
   inbox: InboxTable;
   resource_versions: ResourceVersionsTable;
   provenances: ProvenancesTable;
@@ -143,4 +265,8 @@ export interface Database {
   ledger_state: LedgerStateTable;
   checkpoints: CheckpointsTable;
   patient_keys: PatientKeysTable;
+  processed_events: ProcessedEventsTable;
+  resource_heads: ResourceHeadsTable;
+  subscriptions: SubscriptionsTable;
+  event_gaps: EventGapsTable;
 }

@@ -10,8 +10,10 @@ import { DeadLettersRepository } from './dead-letters.repository';
 import { InboxRepository } from './inbox.repository';
 import { LedgerRepository } from './ledger.repository';
 import { PatientKeysRepository } from './patient-keys.repository';
+import { ProcessedEventsRepository } from './processed-events.repository';
 import { ResourcesRepository } from './resources.repository';
 import { SourcesRepository } from './sources.repository';
+import { SubscriptionsRepository } from './subscriptions.repository';
 
 export interface StoreOptions extends DatabaseOptions {
   readonly databaseUrl: string;
@@ -28,6 +30,8 @@ export class Store {
   readonly deadLetters: DeadLettersRepository;
   readonly ledger: LedgerRepository;
   readonly patientKeys: PatientKeysRepository;
+  readonly processedEvents: ProcessedEventsRepository;
+  readonly subscriptions: SubscriptionsRepository;
 
   private constructor(
     readonly db: StoreDb,
@@ -39,6 +43,8 @@ export class Store {
     this.deadLetters = new DeadLettersRepository(db);
     this.ledger = new LedgerRepository(db);
     this.patientKeys = new PatientKeysRepository(db, masterKey);
+    this.processedEvents = new ProcessedEventsRepository(db);
+    this.subscriptions = new SubscriptionsRepository(db);
   }
 
   static async open(options: StoreOptions): Promise<Store> {

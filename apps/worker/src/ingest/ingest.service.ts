@@ -4,6 +4,8 @@ import type { OperationOutcome, Reference, Resource } from '@medplum/fhirtypes';
 import type { AppConfig } from '@fhir-trail/config';
 import {
   buildProvenance,
+  eventDedupeKey,
+  type EventCounterSemantics,
   FhirRequestError,
   keyedDigest,
   loadFhirDefinitions,
@@ -15,19 +17,25 @@ import {
   type ParsedNotification,
   patientPseudonym,
   patientReferenceOf,
+  subscriptionKey,
   validateResource,
 } from '@fhir-trail/fhir-mapping';
 import { eventLeafEntry, leafHash, type LedgerEventRecord } from '@fhir-trail/ledger';
 import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
-import type { InboxEntry, SourceRecord, Store, StoreDb } from '@fhir-trail/store';
+import type { EventGap, InboxEntry, SourceRecord, Store, StoreDb } from '@fhir-trail/store';
+import { EVENT_RESOLVER, type EventResolver, type ResolvedChange } from './event-resolver';
 
 /** What became of one accepted notification. */
 export interface IngestResult {
   readonly status: 'done' | 'dead-letter' | 'already-processed';
   readonly stored: number;
   readonly deadLetters: number;
+  /** Events already applied from an earlier delivery (acknowledged, counted, skipped). */
+  readonly duplicates: number;
   /** New ledger leaves written (one per stored version). */
   readonly ledgerEvents: number;
+  /** Gaps in the sender's event numbers this notification revealed (repaired later). */
+  readonly gaps: readonly EventGap[];
 }
 
 /** Resources without a Patient compartment share one key per source. */
@@ -35,11 +43,14 @@ const SOURCE_KEY_SCOPE = '*';
 const HOOK_PATH = /^\/hooks\/[^/]+\/([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]+)$/;
 
 /**
- * Turns one inbox row into stored resource versions, each with a Provenance and a ledger leaf, in
- * one transaction: either all of it commits and the row is marked done, or none of it does and the
- * job is retried. Idempotent: a row already finished is skipped. What cannot be stored (invalid
- * resource, unparseable body, content that must be fetched) becomes a dead letter with its
- * OperationOutcome — never a silent drop.
+ * Turns one inbox row into stored resource versions, each with a Provenance and a ledger leaf.
+ * Two phases: first the events are resolved (id-only and empty ones are fetched back from the
+ * source — network calls, outside any transaction); then everything is applied in one
+ * transaction that also finishes the inbox row, so it commits whole or not at all and the job is
+ * retried. Idempotent and exactly-once in effect: a finished row is skipped, and each event is
+ * claimed under the sender's own identity for it (subscription + event number, notification
+ * event id, or type/id/version/interaction), so a duplicate delivery is counted, not applied.
+ * What cannot be stored becomes a dead letter with its OperationOutcome — never a silent drop.
  */
 @Injectable()
 export class IngestService implements OnModuleInit {
@@ -48,6 +59,7 @@ export class IngestService implements OnModuleInit {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STORE) private readonly store: Store,
+    @Inject(EVENT_RESOLVER) private readonly resolver: EventResolver,
   ) {}
 
   onModuleInit(): void {
@@ -57,96 +69,134 @@ export class IngestService implements OnModuleInit {
   }
 
   async process(inboxId: string): Promise<IngestResult> {
+    const peek = await this.store.inbox.find(inboxId);
+    if (!peek || peek.status !== 'received') return NOTHING_TO_DO;
+    const source = await this.store.sources.findById(peek.sourceId);
+    if (!source) throw new Error(`inbox ${inboxId} names a source that no longer exists`);
+
+    let notification: ParsedNotification;
+    try {
+      notification = parseNotification(notificationRequest(peek));
+    } catch (error) {
+      const outcome =
+        error instanceof FhirRequestError
+          ? error.outcome
+          : failure('structure', 'the stored notification could not be parsed');
+      return this.store.transaction(async (trx) => {
+        if (!(await this.store.inbox.lockForProcessing(trx, inboxId))) return NOTHING_TO_DO;
+        await this.deadLetter(trx, peek, -1, 'unparseable-notification', outcome);
+        await this.store.inbox.finish(trx, inboxId, 'dead-letter', 'unparseable-notification');
+        return { ...NOTHING_TO_DO, status: 'dead-letter', deadLetters: 1 };
+      });
+    }
+
+    const counter = counterSemantics(source);
+    const subscription = subscriptionKey(notification);
+    const seen = await this.store.processedEvents.seen(
+      source.id,
+      notification.events.flatMap((e) => eventDedupeKey(notification, e, counter) ?? []),
+    );
+    const context = {
+      source,
+      notification,
+      since: subscription
+        ? ((await this.store.subscriptions.find(source.id, subscription))?.lastNotificationAt ?? undefined)
+        : undefined,
+      resourceTypes: subscription
+        ? await this.store.subscriptions.resourceTypes(source.id, subscription)
+        : [],
+    };
+    // Phase 1: resolve (fetch back) outside the transaction; events already applied are not fetched again.
+    const planned: { event: NotificationEvent; key?: string; changes: readonly ResolvedChange[] }[] = [];
+    for (const event of notification.events) {
+      const key = eventDedupeKey(notification, event, counter);
+      const changes = key && seen.has(key) ? [] : await this.resolver.resolve(event, context);
+      planned.push({ event, key, changes });
+    }
+
+    // Phase 2: apply everything in one transaction.
     return this.store.transaction(async (trx) => {
       const entry = await this.store.inbox.lockForProcessing(trx, inboxId);
-      if (!entry) return { status: 'already-processed', stored: 0, deadLetters: 0, ledgerEvents: 0 };
-      const source = await this.store.sources.findById(entry.sourceId);
-      if (!source) throw new Error(`inbox ${inboxId} names a source that no longer exists`);
-
-      let notification: ParsedNotification;
-      try {
-        notification = parseNotification(notificationRequest(entry));
-      } catch (error) {
-        const outcome =
-          error instanceof FhirRequestError
-            ? error.outcome
-            : failure('structure', 'the stored notification could not be parsed');
-        await this.deadLetter(trx, entry, -1, 'unparseable-notification', outcome);
-        await this.store.inbox.finish(trx, entry.id, 'dead-letter', 'unparseable-notification');
-        return { status: 'dead-letter', stored: 0, deadLetters: 1, ledgerEvents: 0 };
-      }
+      if (!entry) return NOTHING_TO_DO;
+      const gaps = subscription
+        ? await this.store.subscriptions.recordNotification(trx, {
+            sourceId: source.id,
+            reference: subscription,
+            topic: notification.subscription?.topic,
+            status: notification.subscription?.status,
+            type: notification.notificationType,
+            eventsSinceStart: notification.subscription?.eventsSinceSubscriptionStart,
+            eventNumbers: notification.events.flatMap((e) => e.eventNumber ?? []),
+            resourceTypes: [
+              ...new Set(
+                notification.events.flatMap((e) => e.resource?.resourceType ?? e.focus?.resourceType ?? []),
+              ),
+            ],
+            gapDetection: counter === 'subscription',
+            errors: notification.subscription?.error,
+          })
+        : [];
 
       let stored = 0;
       let deadLetters = 0;
-      for (const [index, event] of notification.events.entries()) {
-        const outcome = await this.ingestEvent(trx, entry, source, event, index);
-        if (outcome === 'stored') stored++;
-        else deadLetters++;
+      let duplicates = 0;
+      let index = 0;
+      for (const { key, changes } of planned) {
+        if (
+          key &&
+          (await this.store.processedEvents.claim(trx, source.id, key, entry.id, index)) === 'duplicate'
+        ) {
+          duplicates++;
+          if (subscription) await this.store.subscriptions.countDuplicate(trx, source.id, subscription);
+          index++;
+          continue;
+        }
+        for (const change of changes) {
+          const outcome = await this.apply(trx, entry, source, change, index++);
+          if (outcome === 'stored') stored++;
+          else deadLetters++;
+        }
       }
-      const status = deadLetters > 0 && stored === 0 ? 'dead-letter' : 'done';
+      const status = deadLetters > 0 && stored === 0 && duplicates === 0 ? 'dead-letter' : 'done';
       await this.store.inbox.finish(
         trx,
         entry.id,
         status,
         deadLetters > 0 ? `${deadLetters} dead letter(s)` : undefined,
       );
-      return { status, stored, deadLetters, ledgerEvents: stored };
+      return { status, stored, deadLetters, duplicates, ledgerEvents: stored, gaps };
     });
   }
 
-  private async ingestEvent(
+  private async apply(
     trx: StoreDb,
     entry: InboxEntry,
     source: SourceRecord,
-    event: NotificationEvent,
+    change: ResolvedChange,
     index: number,
   ): Promise<'stored' | 'dead-letter'> {
-    if (event.interaction === 'delete') {
-      const type = event.focus?.resourceType;
-      const id = event.focus?.id;
-      if (!type || !id) {
-        await this.deadLetter(
-          trx,
-          entry,
-          index,
-          'unresolvable-delete',
-          failure('required', 'a delete must name the resource as {Type}/{id}'),
-        );
-        return 'dead-letter';
-      }
-      await this.storeVersion(trx, entry, source, event, index, { resourceType: type, id });
+    if (change.kind === 'unresolvable') {
+      await this.deadLetter(trx, entry, index, change.reasonCode, change.outcome);
+      return 'dead-letter';
+    }
+    if (change.kind === 'delete') {
+      await this.storeVersion(
+        trx,
+        entry,
+        source,
+        change.event,
+        index,
+        { resourceType: change.resourceType, id: change.id },
+        true,
+      );
       return 'stored';
     }
-    if (event.content !== 'full-resource' || !event.resource) {
-      await this.deadLetter(
-        trx,
-        entry,
-        index,
-        'fetch-required',
-        failure(
-          'not-supported',
-          `${event.content} notification: the resource must be fetched from the source, which this bridge does not do yet`,
-        ),
-      );
-      return 'dead-letter';
-    }
-    const resource = event.resource;
-    if (!resource.id) {
-      await this.deadLetter(
-        trx,
-        entry,
-        index,
-        'missing-id',
-        failure('required', 'the resource has no id', `${resource.resourceType}.id`),
-      );
-      return 'dead-letter';
-    }
-    const validation = validateResource(resource);
+    const validation = validateResource(change.resource);
     if (!validation.valid) {
       await this.deadLetter(trx, entry, index, 'invalid-resource', validation.outcome);
       return 'dead-letter';
     }
-    await this.storeVersion(trx, entry, source, event, index, resource as Resource & { id: string });
+    await this.storeVersion(trx, entry, source, change.event, index, change.resource, false);
     return 'stored';
   }
 
@@ -156,10 +206,10 @@ export class IngestService implements OnModuleInit {
     source: SourceRecord,
     event: NotificationEvent,
     index: number,
-    resource: { resourceType: string; id: string; meta?: { versionId?: string } },
+    resource: { resourceType: string; id: string; meta?: { versionId?: string; lastUpdated?: string } },
+    isDelete: boolean,
   ): Promise<void> {
     const recorded = new Date();
-    const isDelete = event.interaction === 'delete';
     const content = isDelete ? undefined : (resource as unknown as Record<string, unknown>);
     const sourceVersionId = resource.meta?.versionId ?? event.focus?.versionId;
     const version = await this.store.resources.insertVersion(trx, {
@@ -167,6 +217,7 @@ export class IngestService implements OnModuleInit {
       resourceType: resource.resourceType,
       resourceId: resource.id,
       sourceVersionId,
+      sourceLastUpdated: resource.meta?.lastUpdated,
       interaction: isDelete ? 'delete' : event.interaction === 'create' ? 'create' : 'update',
       content,
       inboxId: entry.id,
@@ -223,7 +274,7 @@ export class IngestService implements OnModuleInit {
 
   private async deadLetter(
     trx: StoreDb,
-    entry: InboxEntry,
+    entry: { id: string; sourceId: string },
     index: number,
     reasonCode: string,
     outcome: OperationOutcome,
@@ -234,6 +285,21 @@ export class IngestService implements OnModuleInit {
       trx,
     );
   }
+}
+
+const NOTHING_TO_DO: IngestResult = {
+  status: 'already-processed',
+  stored: 0,
+  deadLetters: 0,
+  duplicates: 0,
+  ledgerEvents: 0,
+  gaps: [],
+};
+
+/** How the source numbers its events (its sender profile); the IG counter unless configured otherwise. */
+function counterSemantics(source: SourceRecord): EventCounterSemantics {
+  const profile = (source as { senderProfile?: { counter?: EventCounterSemantics } }).senderProfile;
+  return profile?.counter ?? 'subscription';
 }
 
 function notificationRequest(entry: InboxEntry): NotificationRequest {
