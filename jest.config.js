@@ -16,7 +16,7 @@ const swc = [
   },
 ];
 const moduleNameMapper = {
-  '^@fhir-trail/(config|fhir-mapping|jobs|ledger|runtime|store)$': '<rootDir>/libs/$1/src',
+  '^@fhir-trail/(config|fhir-client|fhir-mapping|jobs|ledger|runtime|store)$': '<rootDir>/libs/$1/src',
 };
 const common = {
   rootDir: __dirname,

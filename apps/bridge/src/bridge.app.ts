@@ -4,6 +4,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { AppConfig } from '@fhir-trail/config';
 import { createAppLogger } from '@fhir-trail/runtime';
+import { registerAdminKey } from './admin/admin-keys.service';
 import { BridgeModule } from './bridge.module';
 import { OperationOutcomeFilter } from './fhir/operation-outcome.filter';
 import { registerSources } from './notifications/sources.service';
@@ -19,6 +20,7 @@ export async function createBridgeApp(
   logger?: LoggerService,
 ): Promise<NestFastifyApplication> {
   const sources = await registerSources(config);
+  await registerAdminKey(config);
   const adapter = new FastifyAdapter({ bodyLimit: config.maxBodyBytes, logger: false, trustProxy: true });
   const fastify = adapter.getInstance();
   fastify.removeAllContentTypeParsers();
@@ -38,8 +40,8 @@ export async function createBridgeApp(
     new DocumentBuilder()
       .setTitle('FHIR Trail bridge')
       .setDescription(
-        'Receives FHIR subscription notifications, keeps them durably, and serves ledger proofs. ' +
-          'Every error is a FHIR OperationOutcome.',
+        'Receives FHIR subscription notifications, keeps them durably, and serves ledger proofs; ' +
+          'sources are managed under /admin with the admin API key. Every error is a FHIR OperationOutcome.',
       )
       .setVersion('0.1.0')
       .addBearerAuth()

@@ -3,12 +3,16 @@ import { BullModule } from '@nestjs/bullmq';
 import type { AppConfig } from '@fhir-trail/config';
 import { QUEUES } from '@fhir-trail/jobs';
 import { RuntimeModule } from '@fhir-trail/runtime';
+import { AdminKeyGuard } from './admin/admin-key.guard';
+import { AdminKeysService } from './admin/admin-keys.service';
+import { AdminSourcesController } from './admin/admin-sources.controller';
 import { HealthController } from './health/health.controller';
 import { ProofsController } from './ledger/proofs.controller';
 import { ProofsService } from './ledger/proofs.service';
 import { IngestEnqueuer } from './notifications/ingest-enqueuer';
 import { NotificationsController } from './notifications/notifications.controller';
 import { NotificationsService } from './notifications/notifications.service';
+import { SourceRateLimiter } from './notifications/source-rate-limiter';
 import { SourcesService } from './notifications/sources.service';
 
 @Module({})
@@ -29,8 +33,16 @@ export class BridgeModule {
           },
         }),
       ],
-      controllers: [NotificationsController, ProofsController, HealthController],
-      providers: [SourcesService, IngestEnqueuer, NotificationsService, ProofsService],
+      controllers: [NotificationsController, ProofsController, HealthController, AdminSourcesController],
+      providers: [
+        SourcesService,
+        SourceRateLimiter,
+        IngestEnqueuer,
+        NotificationsService,
+        ProofsService,
+        AdminKeysService,
+        AdminKeyGuard,
+      ],
     };
   }
 }

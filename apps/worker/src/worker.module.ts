@@ -5,10 +5,13 @@ import { QUEUES } from '@fhir-trail/jobs';
 import { RuntimeModule } from '@fhir-trail/runtime';
 import { AnchorProcessor } from './anchor/anchor.processor';
 import { LedgerAnchorService } from './anchor/ledger-anchor.service';
+import { BackfillProcessor } from './backfill/backfill.processor';
+import { SubscriptionRecoveryService } from './backfill/subscription-recovery.service';
 import { EVENT_RESOLVER } from './ingest/event-resolver';
 import { InboxRelayService } from './ingest/inbox-relay.service';
 import { IngestProcessor } from './ingest/ingest.processor';
 import { IngestService } from './ingest/ingest.service';
+import { SourceClients } from './ingest/source-clients';
 import { SourceEventResolver } from './ingest/source-event.resolver';
 
 @Module({})
@@ -29,15 +32,19 @@ export class WorkerModule {
             },
           },
           { name: QUEUES.anchor },
+          { name: QUEUES.backfill },
         ),
       ],
       providers: [
+        SourceClients,
         { provide: EVENT_RESOLVER, useClass: SourceEventResolver },
         IngestService,
         IngestProcessor,
         InboxRelayService,
         LedgerAnchorService,
         AnchorProcessor,
+        SubscriptionRecoveryService,
+        BackfillProcessor,
       ],
     };
   }

@@ -1,4 +1,4 @@
-import { ConfigError, configHelp, DEV_MASTER_KEY_HEX, loadConfig } from './app-config';
+import { ConfigError, configHelp, DEV_ADMIN_API_KEY, DEV_MASTER_KEY_HEX, loadConfig } from './app-config';
 
 describe('loadConfig', () => {
   it('gives the embedded defaults for an empty environment', () => {
@@ -35,6 +35,19 @@ describe('loadConfig', () => {
   it('requires a signing key with an external chain and a master key in production', () => {
     expect(() => loadConfig({ LEDGER_RPC_URL: 'http://127.0.0.1:9999', NODE_ENV: 'production' })).toThrow(
       /LEDGER_PRIVATE_KEY: required when LEDGER_RPC_URL is set[\s\S]*LEDGER_MASTER_KEY: required in production/,
+    );
+  });
+
+  it('gives the development admin key outside production only, flagged as the default', () => {
+    expect(loadConfig({}).admin).toEqual({ apiKey: DEV_ADMIN_API_KEY, apiKeyIsDefault: true });
+    expect(loadConfig({ ADMIN_API_KEY: 'an-admin-key-of-16+' }).admin).toEqual({
+      apiKey: 'an-admin-key-of-16+',
+      apiKeyIsDefault: false,
+    });
+    const production = { NODE_ENV: 'production', LEDGER_MASTER_KEY: '11'.repeat(32) };
+    expect(loadConfig(production).admin).toEqual({ apiKey: undefined, apiKeyIsDefault: false });
+    expect(() => loadConfig({ ...production, ADMIN_API_KEY: DEV_ADMIN_API_KEY })).toThrow(
+      /ADMIN_API_KEY: at least 16 characters/,
     );
   });
 

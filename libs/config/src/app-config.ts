@@ -4,6 +4,9 @@ import { z } from 'zod';
 /** A key that is fine on a laptop and forbidden in production (the bridge refuses to start with it). */
 export const DEV_MASTER_KEY_HEX = 'f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff000102030405060708090a0b0c0d0e0f';
 
+/** The admin API key outside production when ADMIN_API_KEY is unset; public, so never in production. */
+export const DEV_ADMIN_API_KEY = 'dev-admin-key';
+
 const port = z.coerce.number().int().min(1).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
 const url = (protocols: readonly string[]) =>
@@ -94,6 +97,17 @@ export const configSchema = z.object({
     .min(1)
     .default('fhir-trail-bridge')
     .describe('identifier of this bridge in Provenance'),
+  GAP_GRACE_MS: positiveInt
+    .default(10_000)
+    .describe("how long a gap in a subscription's event numbers may fill by itself before $events is called"),
+  RECOVERY_SWEEP_INTERVAL_MS: positiveInt
+    .default(30_000)
+    .describe('how often the worker re-checks open gaps and subscriptions silent past their heartbeat'),
+  ADMIN_API_KEY: optionalString
+    .pipe(z.string().min(16, 'at least 16 characters').optional())
+    .describe(
+      'key of the /admin API (Authorization: Bearer), stored hashed; unset = dev-admin-key outside production, no admin access in production',
+    ),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -112,6 +126,14 @@ export interface AppConfig {
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly bridgeId: string;
   readonly inboxRelayIntervalMs: number;
+  readonly gapGraceMs: number;
+  readonly recoverySweepIntervalMs: number;
+  readonly admin: {
+    /** The key the /admin API accepts; undefined in production without ADMIN_API_KEY (admin API closed). */
+    readonly apiKey?: string;
+    /** True when `apiKey` is the public development default. */
+    readonly apiKeyIsDefault: boolean;
+  };
   readonly ledger: {
     readonly rpcUrl?: string;
     readonly privateKey?: string;
@@ -155,6 +177,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     problems.push('LEDGER_MASTER_KEY: required in production (the development default is public)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  const adminKeyIsDefault = !raw.ADMIN_API_KEY && raw.NODE_ENV !== 'production';
   return {
     env: raw.NODE_ENV,
     host: raw.HOST,
@@ -168,6 +191,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     logLevel: raw.LOG_LEVEL,
     bridgeId: raw.BRIDGE_ID,
     inboxRelayIntervalMs: raw.INBOX_RELAY_INTERVAL_MS,
+    gapGraceMs: raw.GAP_GRACE_MS,
+    recoverySweepIntervalMs: raw.RECOVERY_SWEEP_INTERVAL_MS,
+    admin: {
+      apiKey: raw.ADMIN_API_KEY ?? (adminKeyIsDefault ? DEV_ADMIN_API_KEY : undefined),
+      apiKeyIsDefault: adminKeyIsDefault,
+    },
     ledger: {
       rpcUrl: raw.LEDGER_RPC_URL,
       privateKey: raw.LEDGER_PRIVATE_KEY ? normaliseHex(raw.LEDGER_PRIVATE_KEY) : undefined,

@@ -60,3 +60,4 @@ export {
 } from './resource-reference';
 
 export { eventDedupeKey, subscriptionKey, type EventCounterSemantics } from './notification-identity';
+export { buildRecoveryBundle, type RecoveredEvent } from './recovery-bundle.builder';

@@ -20,7 +20,9 @@ describe('eventDedupeKey', () => {
   });
 
   it('uses the notification event id for athenahealth, whose numbers restart per bundle', () => {
-    const notification = parseNotification(post(readJsonFixture('subscriptions/athenahealth/send-patient-notification.json')));
+    const notification = parseNotification(
+      post(readJsonFixture('subscriptions/athenahealth/send-patient-notification.json')),
+    );
     const keys = notification.events.map((e) => eventDedupeKey(notification, e, 'per-bundle'));
     expect(keys.every((k) => k?.startsWith('evt:'))).toBe(true);
     expect(new Set(keys).size).toBe(keys.length);
@@ -44,6 +46,8 @@ describe('eventDedupeKey', () => {
 
   it('gives an empty ping no key', () => {
     const notification = parseNotification({ method: 'POST', body: undefined, headers: {} });
-    expect(notification.events.every((e) => eventDedupeKey(notification, e, 'none') === undefined)).toBe(true);
+    expect(notification.events.every((e) => eventDedupeKey(notification, e, 'none') === undefined)).toBe(
+      true,
+    );
   });
 });

@@ -4,6 +4,8 @@ export const QUEUES = {
   ingest: 'ingest',
   /** Closes a ledger batch: sequences pending leaves, anchors the new tree head. */
   anchor: 'anchor',
+  /** Recovery: repairs gaps in a subscription's event numbers, watches silent subscriptions. */
+  backfill: 'backfill',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -12,6 +14,17 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export interface IngestJob {
   readonly inboxId: string;
 }
+
+/** Repair one gap in a subscription's event numbers, or run the periodic sweep. */
+export type BackfillJob = { readonly kind: 'gap'; readonly gapId: string } | { readonly kind: 'sweep' };
+
+/** Job id of a gap repair: one per gap while it is queued. */
+export function gapJobId(gapId: string): string {
+  return `gap-${gapId}`;
+}
+
+/** Scheduler id of the periodic recovery sweep. */
+export const BACKFILL_SWEEP_SCHEDULER_ID = 'backfill-sweep';
 
 /** Why an anchor run was asked for. */
 export interface AnchorJob {

@@ -1,3 +1,4 @@
+export * from './admin-keys.repository';
 export * from './database';
 export * from './database-errors';
 export * from './dead-letters.repository';
@@ -6,7 +7,18 @@ export * from './ledger.repository';
 export * from './patient-keys.repository';
 export * from './processed-events.repository';
 export * from './resources.repository';
-export type { EventGapStatus, InboxStatus, SourceOrganisation } from './schema';
+export type {
+  DeleteStyle,
+  EventCounter,
+  EventGapStatus,
+  FhirAuthSettings,
+  InboxStatus,
+  SenderAuthKind,
+  SenderProfile,
+  SignatureKind,
+  SmartSigningAlgorithm,
+  SourceOrganisation,
+} from './schema';
 export * from './sources.repository';
 export * from './store';
 export * from './subscriptions.repository';

@@ -199,7 +199,10 @@ export class SourcesRepository {
   async disable(id: string): Promise<SourceRecord | undefined> {
     const row = await this.db
       .updateTable('sources')
-      .set((eb) => ({ disabled_at: eb.fn.coalesce('disabled_at', eb.val(new Date())), updated_at: new Date() }))
+      .set((eb) => ({
+        disabled_at: eb.fn.coalesce('disabled_at', eb.val(new Date())),
+        updated_at: new Date(),
+      }))
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
@@ -249,8 +252,12 @@ export class SourcesRepository {
     const secret = JSON.parse(
       unwrapKey(this.masterKey, row.fhir_auth_secret, fhirAuthContext(row.id)).toString('utf8'),
     ) as { token?: string; privateKey?: JsonWebKey };
-    if (settings.kind === 'bearer') return { kind: 'bearer', token: secret.token ?? '' };
-    return { ...settings, privateKey: secret.privateKey ?? {} };
+    if (settings.kind === 'bearer' && typeof secret.token === 'string') {
+      return { kind: 'bearer', token: secret.token };
+    }
+    if (settings.kind === 'smart-backend' && secret.privateKey)
+      return { ...settings, privateKey: secret.privateKey };
+    throw new Error(`source ${row.id}: the stored call-back credentials do not match fhirAuth.kind`);
   }
 
   /** Ids of sources still holding a well-known development secret. */

@@ -6,6 +6,7 @@ import {
   type DatabaseOptions,
   type StoreDb,
 } from './database';
+import { AdminKeysRepository } from './admin-keys.repository';
 import { DeadLettersRepository } from './dead-letters.repository';
 import { InboxRepository } from './inbox.repository';
 import { LedgerRepository } from './ledger.repository';
@@ -25,6 +26,7 @@ export interface StoreOptions extends DatabaseOptions {
 /** The off-chain system of record: one handle, one repository per aggregate. */
 export class Store {
   readonly sources: SourcesRepository;
+  readonly adminKeys: AdminKeysRepository;
   readonly inbox: InboxRepository;
   readonly resources: ResourcesRepository;
   readonly deadLetters: DeadLettersRepository;
@@ -37,7 +39,8 @@ export class Store {
     readonly db: StoreDb,
     masterKey: Buffer,
   ) {
-    this.sources = new SourcesRepository(db);
+    this.sources = new SourcesRepository(db, masterKey);
+    this.adminKeys = new AdminKeysRepository(db);
     this.inbox = new InboxRepository(db);
     this.resources = new ResourcesRepository();
     this.deadLetters = new DeadLettersRepository(db);

@@ -27,6 +27,7 @@ export interface EventGap {
   readonly from: bigint;
   readonly to: bigint;
   readonly status: EventGapStatus;
+  readonly detectedAt: Date;
 }
 
 export interface SubscriptionView {
@@ -151,6 +152,7 @@ export class SubscriptionsRepository {
           subscription: notice.reference,
           ...gap,
           status: 'open',
+          detectedAt: now,
         });
     }
     return opened;
@@ -250,6 +252,7 @@ export class SubscriptionsRepository {
           from: BigInt(row.from_number),
           to: BigInt(row.to_number),
           status: row.status,
+          detectedAt: row.detected_at,
         }
       : undefined;
   }
@@ -277,6 +280,7 @@ export class SubscriptionsRepository {
       from: BigInt(row.from_number),
       to: BigInt(row.to_number),
       status: row.status,
+      detectedAt: row.detected_at,
     }));
   }
 

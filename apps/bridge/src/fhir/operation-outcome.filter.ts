@@ -3,6 +3,7 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 import { FhirRequestError, operationOutcome, outcomeIssue, type IssueCode } from '@fhir-trail/fhir-mapping';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FHIR_JSON, RETRY_AFTER_SECONDS } from './fhir-response';
+import { ThrottledError } from './throttled.error';
 
 const ISSUE_CODE_BY_STATUS: Readonly<Record<number, IssueCode>> = {
   400: 'invalid',
@@ -44,7 +45,10 @@ function sendOutcome(request: FastifyRequest, reply: FastifyReply, exception: un
       stack: exception instanceof Error ? exception.stack : undefined,
     });
   }
-  if (status === 503 || status === 429) void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (status === 503 || status === 429) {
+    const seconds = exception instanceof ThrottledError ? exception.retryAfterSeconds : RETRY_AFTER_SECONDS;
+    void reply.header('retry-after', String(seconds));
+  }
   if (status === 401) void reply.header('www-authenticate', 'Bearer');
   void reply.status(status).header('content-type', FHIR_JSON).send(JSON.stringify(outcome));
 }

@@ -11,13 +11,36 @@ const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 @ApiTags('notifications')
-@ApiHeader({ name: 'Authorization', description: 'Bearer <the source secret>', required: true })
-@ApiResponse({ status: 401, description: 'missing or wrong bearer token', schema: OUTCOME_SCHEMA })
-@ApiResponse({ status: 404, description: 'unknown source', schema: OUTCOME_SCHEMA })
+@ApiHeader({
+  name: 'Authorization',
+  description: 'Bearer <the source secret> (sources with bearer authentication)',
+  required: false,
+})
+@ApiHeader({
+  name: 'X-Hub-Signature',
+  description: 'sha256=<hex HMAC-SHA256 of the raw body> (athenahealth; sources with hub-signature)',
+  required: false,
+})
+@ApiHeader({
+  name: 'X-Signature',
+  description: '<hex HMAC-SHA256 of the raw body> (Medplum; sources with medplum-signature)',
+  required: false,
+})
+@ApiResponse({
+  status: 401,
+  description: 'a configured check failed: one issue per failing header',
+  schema: OUTCOME_SCHEMA,
+})
+@ApiResponse({ status: 404, description: 'unknown or deleted (disabled) source', schema: OUTCOME_SCHEMA })
 @ApiResponse({ status: 413, description: 'body larger than MAX_BODY_BYTES', schema: OUTCOME_SCHEMA })
 @ApiResponse({
   status: 415,
   description: 'content type other than application/fhir+json or application/json',
+  schema: OUTCOME_SCHEMA,
+})
+@ApiResponse({
+  status: 429,
+  description: "over the source's rate limit; retry after Retry-After seconds",
   schema: OUTCOME_SCHEMA,
 })
 @ApiResponse({

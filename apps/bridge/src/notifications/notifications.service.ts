@@ -8,9 +8,13 @@ import {
   type NotificationRequest,
   type ParsedNotification,
 } from '@fhir-trail/fhir-mapping';
-import { isDatabaseUnavailable, type SourceRecord, Store, tokenMatches } from '@fhir-trail/store';
+import { Store } from '@fhir-trail/store';
 import { STORE } from '@fhir-trail/runtime';
+import { unavailableAs503 } from '../fhir/database-unavailable';
+import { parseJsonBody, single } from '../fhir/json-body';
 import { IngestEnqueuer } from './ingest-enqueuer';
+import { authenticateSender } from './sender-authentication';
+import { SourceRateLimiter } from './source-rate-limiter';
 import { SourcesService } from './sources.service';
 
 /** One request on a hook endpoint, as the controller hands it over. */
@@ -29,13 +33,18 @@ export interface AcceptedNotification {
   readonly notification: ParsedNotification;
 }
 
-const JSON_MEDIA_TYPES = new Set(['application/fhir+json', 'application/json']);
-/** Credentials never reach the inbox. */
-const REDACTED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+/**
+ * Credentials never reach the inbox. Signatures do (they are MACs of the stored body, kept for
+ * audit); `X-Hub-Secret` belongs on the Subscription create request, but is dropped if a sender sends it.
+ */
+const STORE_UNAVAILABLE = 'the bridge cannot store notifications right now; retry later';
+const REDACTED_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-hub-secret']);
 
 /**
- * The intake path: authenticate, parse the shape, commit the raw notification to the inbox, then
- * enqueue a job carrying only the inbox id. 200 is answered only after the commit; if the queue is
+ * The intake path: authenticate (every check configured for the source, over the raw body bytes),
+ * apply the source's rate limit, parse the shape, commit the raw notification to the inbox, then
+ * enqueue a job carrying only the inbox id. Authentication comes before the rate limit, so forged
+ * requests cannot spend a real sender's budget. 200 is answered only after the commit; if the queue is
  * unreachable the inbox relay enqueues it later, so nothing accepted is lost.
  */
 @Injectable()
@@ -46,17 +55,22 @@ export class NotificationsService {
     @Inject(STORE) private readonly store: Store,
     private readonly sources: SourcesService,
     private readonly enqueuer: IngestEnqueuer,
+    private readonly rateLimiter: SourceRateLimiter,
   ) {}
 
   async accept(request: HookRequest): Promise<AcceptedNotification> {
-    const source = await this.unavailableAs503(() => this.sources.find(request.sourceId));
-    if (!source) {
+    const intake = await unavailableAs503(() => this.sources.find(request.sourceId), STORE_UNAVAILABLE);
+    // A disabled (deleted) source answers exactly like one never registered: a caller without
+    // credentials learns nothing about which ids exist.
+    if (!intake?.source.enabled) {
       throw new FhirRequestError(
         404,
         operationOutcome([outcomeIssue({ code: 'not-found', text: `unknown source '${request.sourceId}'` })]),
       );
     }
-    authenticate(source, request.headers.authorization);
+    const { source, credentials } = intake;
+    authenticateSender(source.senderAuth, credentials, request);
+    await this.rateLimiter.take(source);
 
     const contentType = single(request.headers['content-type']);
     const body = request.body.length === 0 ? undefined : parseJsonBody(request.body, contentType);
@@ -74,18 +88,20 @@ export class NotificationsService {
       throw error;
     }
 
-    const inboxId = await this.unavailableAs503(() =>
-      this.store.inbox.insert({
-        sourceId: source.id,
-        method: request.method,
-        path: request.path,
-        contentType,
-        headers: storedHeaders(request.headers),
-        body: request.body,
-        shape: notification.shape,
-        notificationType: notification.notificationType,
-        eventCount: notification.events.length,
-      }),
+    const inboxId = await unavailableAs503(
+      () =>
+        this.store.inbox.insert({
+          sourceId: source.id,
+          method: request.method,
+          path: request.path,
+          contentType,
+          headers: storedHeaders(request.headers),
+          body: request.body,
+          shape: notification.shape,
+          notificationType: notification.notificationType,
+          eventCount: notification.events.length,
+        }),
+      STORE_UNAVAILABLE,
     );
     // Committed: from here the notification cannot be lost. The job is a convenience for latency;
     // if Redis is down or loses it, the worker's inbox relay enqueues the row again.
@@ -106,80 +122,6 @@ export class NotificationsService {
       this.logger.warn({ msg: 'could not keep a rejected notification', sourceId, error: String(error) });
     }
   }
-
-  private async unavailableAs503<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (isDatabaseUnavailable(error)) {
-        throw new FhirRequestError(
-          503,
-          operationOutcome([
-            outcomeIssue({
-              code: 'transient',
-              text: 'the bridge cannot store notifications right now; retry later',
-            }),
-          ]),
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  }
-}
-
-function authenticate(source: SourceRecord, authorization: string | string[] | undefined): void {
-  const header = single(authorization);
-  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!match || !tokenMatches(match[1], source.tokenSha256)) {
-    throw new FhirRequestError(
-      401,
-      operationOutcome([
-        outcomeIssue({
-          code: 'security',
-          text: header
-            ? 'the bearer token is not valid for this source'
-            : 'missing Authorization: Bearer token',
-        }),
-      ]),
-    );
-  }
-}
-
-function parseJsonBody(raw: Buffer, contentType: string | undefined): unknown {
-  const mediaType = contentType?.split(';')[0].trim().toLowerCase();
-  if (!mediaType || !JSON_MEDIA_TYPES.has(mediaType)) {
-    throw new FhirRequestError(
-      415,
-      operationOutcome([
-        outcomeIssue({
-          code: 'not-supported',
-          text: `unsupported content type '${mediaType ?? '(none)'}'; send application/fhir+json or application/json`,
-        }),
-      ]),
-    );
-  }
-  try {
-    // A UTF-8 byte-order mark is tolerated (one real sender's captures start with one).
-    return JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, '')) as unknown;
-  } catch (error) {
-    // V8's message quotes the input; report only where it broke.
-    const position = /position (\d+)/.exec(String(error))?.[1];
-    throw new FhirRequestError(
-      400,
-      operationOutcome([
-        outcomeIssue({
-          code: 'structure',
-          text: `the body is not valid JSON${position ? ` (syntax error at byte ${position})` : ''}`,
-        }),
-      ]),
-      { cause: error },
-    );
-  }
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function lowerCaseHeaders(headers: HookRequest['headers']): Record<string, string | undefined> {

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { AppConfig } from '@fhir-trail/config';
-import { type SourceRecord, type SourceRegistration, Store } from '@fhir-trail/store';
-import { z } from 'zod';
+import { type SenderCredentials, type SourceRecord, type SourceRegistration, Store } from '@fhir-trail/store';
 import { STORE } from '@fhir-trail/runtime';
+import { SOURCE_ID, sourcesFileSchema, toSourceRegistration } from './source-registration.schema';
 
 /** The development source: `Authorization: Bearer demo-token` on `/hooks/demo`. */
 export const DEMO_SOURCE: SourceRegistration = {
@@ -14,29 +14,10 @@ export const DEMO_SOURCE: SourceRegistration = {
   defaultSecret: true,
 };
 
-const sourcesFileSchema = z.array(
-  z
-    .object({
-      id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'letters, digits and - (at most 64)'),
-      name: z.string().min(1),
-      organisation: z.object({
-        display: z.string().min(1),
-        identifier: z.object({ system: z.string().optional(), value: z.string().optional() }).optional(),
-        reference: z.string().optional(),
-      }),
-      fhirBaseUrl: z.url().optional(),
-      token: z.string().min(16, 'at least 16 characters').optional(),
-      tokenSha256: z
-        .string()
-        .regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits')
-        .optional(),
-    })
-    .refine((s) => Boolean(s.token) !== Boolean(s.tokenSha256), {
-      message: 'give exactly one of token or tokenSha256',
-    }),
-);
-
+/** How long a source looked up for the intake is reused; admin changes reach other replicas within it. */
 const CACHE_MS = 5_000;
+/** Lookups of ids nobody registered are cached too; this bounds what a caller inventing ids can fill. */
+const CACHE_MAX_ENTRIES = 10_000;
 
 /**
  * Registers the configured sources — SOURCES_FILE, plus the `demo` source outside production — and
@@ -68,19 +49,33 @@ export async function registerSources(config: AppConfig): Promise<number> {
   return registrations.length;
 }
 
+/** A source as the intake needs it: its record, and what its notifications are checked against. */
+export interface IntakeSource {
+  readonly source: SourceRecord;
+  readonly credentials: SenderCredentials;
+}
+
 /** Registered senders, looked up per request through a short cache. */
 @Injectable()
 export class SourcesService {
-  private readonly cache = new Map<string, { at: number; source: SourceRecord | undefined }>();
+  private readonly cache = new Map<string, { at: number; intake: IntakeSource | undefined }>();
 
   constructor(@Inject(STORE) private readonly store: Store) {}
 
-  async find(id: string): Promise<SourceRecord | undefined> {
+  /** The source with this id, enabled or not; undefined when there is none. */
+  async find(id: string): Promise<IntakeSource | undefined> {
+    if (!SOURCE_ID.test(id)) return undefined;
     const hit = this.cache.get(id);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.source;
-    const source = await this.store.sources.findById(id);
-    this.cache.set(id, { at: Date.now(), source });
-    return source;
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.intake;
+    const intake = await this.store.sources.findForIntake(id);
+    if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+    this.cache.set(id, { at: Date.now(), intake });
+    return intake;
+  }
+
+  /** Forgets a cached source after the admin API changed it (this replica sees it at once). */
+  evict(id: string): void {
+    this.cache.delete(id);
   }
 }
 
@@ -97,5 +92,5 @@ async function readSourcesFile(path: string): Promise<SourceRegistration[]> {
       `SOURCES_FILE ${path}:\n${parsed.error.issues.map((i) => `  - [${i.path.join('.')}] ${i.message}`).join('\n')}`,
     );
   }
-  return parsed.data.map((s) => ({ ...s, defaultSecret: false }));
+  return parsed.data.map((entry) => toSourceRegistration(entry.id, entry));
 }

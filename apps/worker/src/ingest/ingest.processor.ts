@@ -4,7 +4,12 @@ import type { AppConfig } from '@fhir-trail/config';
 import { type AnchorJob, ANCHOR_SIZE_JOB_ID, type IngestJob, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG } from '@fhir-trail/runtime';
 import type { Job, Queue } from 'bullmq';
+import { BackfillProcessor } from '../backfill/backfill.processor';
 import { type IngestResult, IngestService } from './ingest.service';
+
+type IngestSummary = Pick<IngestResult, 'status' | 'stored' | 'deadLetters' | 'duplicates'> & {
+  readonly gaps: number;
+};
 
 /**
  * Ingest: at-least-once delivery from BullMQ, exactly-once effect (the inbox row is locked and
@@ -21,13 +26,20 @@ export class IngestProcessor extends WorkerHost {
     private readonly ingest: IngestService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectQueue(QUEUES.anchor) private readonly anchorQueue: Queue<AnchorJob>,
+    private readonly backfill: BackfillProcessor,
   ) {
     super();
   }
 
-  async process(job: Job<IngestJob>): Promise<IngestResult> {
+  async process(job: Job<IngestJob>): Promise<IngestSummary> {
     const result = await this.ingest.process(job.data.inboxId);
-    this.logger.debug({ msg: 'ingested', inboxId: job.data.inboxId, ...result });
+    this.logger.debug({
+      msg: 'ingested',
+      inboxId: job.data.inboxId,
+      stored: result.stored,
+      duplicates: result.duplicates,
+    });
+    for (const gap of result.gaps) await this.backfill.scheduleGap(gap.id);
     this.leavesSinceTrigger += result.ledgerEvents;
     if (this.leavesSinceTrigger >= this.config.ledger.batchSize) {
       // The batch is full: close it now rather than at the next interval.
@@ -38,6 +50,13 @@ export class IngestProcessor extends WorkerHost {
         { jobId: ANCHOR_SIZE_JOB_ID, removeOnComplete: true, removeOnFail: true },
       );
     }
-    return result;
+    // The job's return value is stored in Redis as JSON: counts only (no bigints, no PHI).
+    return {
+      status: result.status,
+      stored: result.stored,
+      deadLetters: result.deadLetters,
+      duplicates: result.duplicates,
+      gaps: result.gaps.length,
+    };
   }
 }

@@ -154,7 +154,7 @@ export class IngestService implements OnModuleInit {
         for (const change of changes) {
           const outcome = await this.apply(trx, entry, source, change, index++);
           if (outcome === 'stored') stored++;
-          else deadLetters++;
+          else if (outcome === 'dead-letter') deadLetters++;
         }
       }
       const status = deadLetters > 0 && stored === 0 && duplicates === 0 ? 'dead-letter' : 'done';
@@ -174,7 +174,7 @@ export class IngestService implements OnModuleInit {
     source: SourceRecord,
     change: ResolvedChange,
     index: number,
-  ): Promise<'stored' | 'dead-letter'> {
+  ): Promise<'stored' | 'dead-letter' | 'unchanged'> {
     if (change.kind === 'unresolvable') {
       await this.deadLetter(trx, entry, index, change.reasonCode, change.outcome);
       return 'dead-letter';
@@ -190,6 +190,18 @@ export class IngestService implements OnModuleInit {
         true,
       );
       return 'stored';
+    }
+    const versionId = change.resource.meta?.versionId;
+    if (versionId) {
+      // The same source version again (a re-fetch, a catch-up search, two events about one version):
+      // nothing new to store.
+      const head = await this.store.resources.head(
+        trx,
+        source.id,
+        change.resource.resourceType,
+        change.resource.id,
+      );
+      if (head && !head.deleted && head.sourceVersionId === versionId) return 'unchanged';
     }
     const validation = validateResource(change.resource);
     if (!validation.valid) {
@@ -296,10 +308,9 @@ const NOTHING_TO_DO: IngestResult = {
   gaps: [],
 };
 
-/** How the source numbers its events (its sender profile); the IG counter unless configured otherwise. */
+/** How the source numbers its events (its sender profile). */
 function counterSemantics(source: SourceRecord): EventCounterSemantics {
-  const profile = (source as { senderProfile?: { counter?: EventCounterSemantics } }).senderProfile;
-  return profile?.counter ?? 'subscription';
+  return source.senderProfile.counter;
 }
 
 function notificationRequest(entry: InboxEntry): NotificationRequest {

@@ -15,7 +15,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('fhir_auth', 'jsonb', (c) => c.notNull().defaultTo(sql`'{"kind":"none"}'::jsonb`))
     .addColumn('fhir_auth_secret', 'bytea')
     .addColumn('sender_profile', 'jsonb', (c) =>
-      c.notNull().defaultTo(sql`'{"counter":"subscription","deleteStyle":"none","responseBudgetMs":2000}'::jsonb`),
+      c
+        .notNull()
+        .defaultTo(sql`'{"counter":"subscription","deleteStyle":"none","responseBudgetMs":2000}'::jsonb`),
     )
     .addColumn('mapping_profile', 'text')
     .addColumn('rate_limit_per_second', 'double precision', (c) => c.check(sql`rate_limit_per_second > 0`))
