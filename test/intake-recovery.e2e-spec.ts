@@ -160,6 +160,20 @@ describe('intake that survives real senders', () => {
       return found?.alert ? found : undefined;
     });
     expect(view.alert).toMatch(/status error/);
+    // ...and the operator sees it in the status API.
+    const status = await fetch(`${stack.baseUrl}/admin/status?source=${SOURCE}`, {
+      headers: { authorization: 'Bearer dev-admin-key' },
+    });
+    expect(status.status).toBe(200);
+    const body = (await status.json()) as { alerts: { subscription: string; alert: string }[] };
+    expect(body.alerts).toEqual([
+      {
+        sourceId: SOURCE,
+        subscription,
+        alert: expect.stringMatching(/status error/),
+        at: expect.any(String),
+      },
+    ]);
   });
 
   it('calls $status when a subscription stays silent past its heartbeat', async () => {

@@ -5,6 +5,7 @@ import { QUEUES } from '@fhir-trail/jobs';
 import { RuntimeModule } from '@fhir-trail/runtime';
 import { AdminKeyGuard } from './admin/admin-key.guard';
 import { AdminKeysService } from './admin/admin-keys.service';
+import { AdminStatusController } from './admin/admin-status.controller';
 import { AdminSourcesController } from './admin/admin-sources.controller';
 import { HealthController } from './health/health.controller';
 import { ProofsController } from './ledger/proofs.controller';
@@ -33,7 +34,13 @@ export class BridgeModule {
           },
         }),
       ],
-      controllers: [NotificationsController, ProofsController, HealthController, AdminSourcesController],
+      controllers: [
+        NotificationsController,
+        ProofsController,
+        HealthController,
+        AdminSourcesController,
+        AdminStatusController,
+      ],
       providers: [
         SourcesService,
         SourceRateLimiter,

@@ -42,6 +42,12 @@ export class DeadLettersRepository {
       .execute();
   }
 
+  async count(sourceId?: string): Promise<number> {
+    let query = this.db.selectFrom('dead_letters').select((eb) => eb.fn.countAll<string>().as('n'));
+    if (sourceId) query = query.where('source_id', '=', sourceId);
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  }
+
   async list(
     filter: { sourceId?: string; inboxId?: string } = {},
     limit = 100,
