@@ -36,7 +36,9 @@ module.exports = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 60_000,
     },
   ],
+  // A global option (jest ignores it inside projects): e2e hooks start real apps, an embedded
+  // chain and PostgreSQL databases, which can take more than the default 5 s on a loaded machine.
+  testTimeout: 60_000,
 };

@@ -176,6 +176,36 @@ describe('intake that survives real senders', () => {
     ]);
   });
 
+  it('creates a Subscription on the source with its own secret, records the grant, and accepts that secret', async () => {
+    const response = await fetch(`${stack.baseUrl}/admin/sources/${SOURCE}/subscriptions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer dev-admin-key', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        profile: 'backport',
+        topic: 'http://example.org/fhir/SubscriptionTopic/patient-change',
+        content: 'full-resource',
+        heartbeatPeriodSeconds: 120,
+        endpoint: `${stack.baseUrl}/hooks/${SOURCE}`,
+      }),
+    });
+    expect(response.status).toBe(201);
+    const created = (await response.json()) as {
+      reference: string;
+      subscription: { heartbeatPeriodSeconds: number };
+    };
+    expect(created.reference).toMatch(/^Subscription\//);
+    expect(created.subscription.heartbeatPeriodSeconds).toBe(120);
+    const id = created.reference.replace('Subscription/', '');
+    const stored = simulator.subscription(id) as { channel: { header: string[] } };
+    const [header] = stored.channel.header;
+    expect(header).toMatch(/^Authorization: Bearer \S{20,}$/);
+    expect(header).not.toContain(TOKEN);
+    // The source now notifies with the subscription's own secret, which the bridge accepts.
+    const own = simulator.notifier({ subscriptionId: id, endpoint: `${stack.baseUrl}/hooks/${SOURCE}` });
+    expect((await own.sendEvent(patient('managed', 'Managed'))).status).toBe(200);
+    await eventually(async () => ((await versionsOf('Patient', 'managed')).length === 1 ? true : undefined));
+  });
+
   it('calls $status when a subscription stays silent past its heartbeat', async () => {
     await store.subscriptions.setHeartbeatPeriod(SOURCE, subscription, 1);
     await eventually(

@@ -2,10 +2,11 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bullmq';
 import type { AppConfig } from '@fhir-trail/config';
 import { QUEUES } from '@fhir-trail/jobs';
-import { RuntimeModule } from '@fhir-trail/runtime';
+import { RuntimeModule, SourceClients } from '@fhir-trail/runtime';
 import { AdminKeyGuard } from './admin/admin-key.guard';
 import { AdminKeysService } from './admin/admin-keys.service';
 import { AdminStatusController } from './admin/admin-status.controller';
+import { AdminSubscriptionsController } from './admin/admin-subscriptions.controller';
 import { AdminSourcesController } from './admin/admin-sources.controller';
 import { HealthController } from './health/health.controller';
 import { ProofsController } from './ledger/proofs.controller';
@@ -40,6 +41,7 @@ export class BridgeModule {
         HealthController,
         AdminSourcesController,
         AdminStatusController,
+        AdminSubscriptionsController,
       ],
       providers: [
         SourcesService,
@@ -49,6 +51,7 @@ export class BridgeModule {
         ProofsService,
         AdminKeysService,
         AdminKeyGuard,
+        SourceClients,
       ],
     };
   }

@@ -11,7 +11,7 @@ import { EVENT_RESOLVER } from './ingest/event-resolver';
 import { InboxRelayService } from './ingest/inbox-relay.service';
 import { IngestProcessor } from './ingest/ingest.processor';
 import { IngestService } from './ingest/ingest.service';
-import { SourceClients } from './ingest/source-clients';
+import { SourceClients } from '@fhir-trail/runtime';
 import { SourceEventResolver } from './ingest/source-event.resolver';
 
 @Module({})

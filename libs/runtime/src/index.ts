@@ -5,3 +5,4 @@ export * from './redis-connection';
 export * from './runtime.module';
 export * from './tokens';
 export * from './run-main';
+export * from './source-clients';

@@ -3,6 +3,7 @@ import { Client, Pool } from 'pg';
 import * as foundation from './migrations/0001-foundation';
 import * as sourceAuth from './migrations/0002-source-auth';
 import * as subscriptions from './migrations/0003-subscriptions';
+import * as subscriptionTokens from './migrations/0005-subscription-tokens';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
@@ -10,6 +11,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-foundation': foundation,
   '0002-source-auth': sourceAuth,
   '0003-subscriptions': subscriptions,
+  '0005-subscription-tokens': subscriptionTokens,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {

@@ -227,6 +227,16 @@ export interface SubscriptionsTable {
   /** Resource types seen in this subscription's events: what a fallback search re-queries. */
   resource_types: ColumnType<string[], string[] | undefined, string[]>;
   updated_at: GeneratedTimestamp;
+  /** Created by the bridge through the admin API (it holds the subscription's secret). */
+  managed: Generated<boolean>;
+  content: string | null;
+}
+
+export interface SubscriptionTokensTable {
+  source_id: string;
+  reference: string;
+  token_sha256: Buffer;
+  created_at: GeneratedTimestamp;
 }
 
 export type EventGapStatus = 'open' | 'filled' | 'repaired' | 'searched' | 'failed';
@@ -269,4 +279,5 @@ export interface Database {
   resource_heads: ResourceHeadsTable;
   subscriptions: SubscriptionsTable;
   event_gaps: EventGapsTable;
+  subscription_tokens: SubscriptionTokensTable;
 }

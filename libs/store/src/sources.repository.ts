@@ -84,6 +84,8 @@ export interface SourceRegistration {
 /** What the intake checks a notification against; held in memory only. */
 export interface SenderCredentials {
   readonly tokenSha256?: Buffer;
+  /** SHA-256 of the bearer secrets of subscriptions the bridge created on this source. */
+  readonly subscriptionTokenSha256s?: readonly Buffer[];
   readonly signature?: { readonly kind: SignatureKind; readonly secret: Buffer };
 }
 
@@ -226,8 +228,14 @@ export class SourcesRepository {
   ): Promise<{ source: SourceRecord; credentials: SenderCredentials } | undefined> {
     const row = await this.db.selectFrom('sources').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
+    const subscriptionTokens = await this.db
+      .selectFrom('subscription_tokens')
+      .select('token_sha256')
+      .where('source_id', '=', id)
+      .execute();
     const credentials: SenderCredentials = {
       tokenSha256: row.token_sha256 ?? undefined,
+      subscriptionTokenSha256s: subscriptionTokens.map((t) => t.token_sha256),
       signature:
         row.signature_kind && row.signature_secret
           ? {

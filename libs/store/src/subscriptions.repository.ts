@@ -158,6 +158,43 @@ export class SubscriptionsRepository {
     return opened;
   }
 
+  /**
+   * Records a subscription the bridge created on a source: what the source granted, and the SHA-256
+   * of the bearer secret it will present (the secret itself is not kept).
+   */
+  async registerManaged(input: {
+    sourceId: string;
+    reference: string;
+    tokenSha256: Buffer;
+    status?: string;
+    topic?: string;
+    content?: string;
+    heartbeatPeriodSeconds?: number;
+  }): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const values = {
+        status: input.status ?? null,
+        topic: input.topic ?? null,
+        content: input.content ?? null,
+        heartbeat_period_s: input.heartbeatPeriodSeconds ?? null,
+        managed: true,
+        updated_at: new Date(),
+      };
+      await trx
+        .insertInto('subscriptions')
+        .values({ source_id: input.sourceId, reference: input.reference, ...values })
+        .onConflict((oc) => oc.columns(['source_id', 'reference']).doUpdateSet(values))
+        .execute();
+      await trx
+        .insertInto('subscription_tokens')
+        .values({ source_id: input.sourceId, reference: input.reference, token_sha256: input.tokenSha256 })
+        .onConflict((oc) =>
+          oc.columns(['source_id', 'reference']).doUpdateSet({ token_sha256: input.tokenSha256 }),
+        )
+        .execute();
+    });
+  }
+
   async countDuplicate(trx: StoreDb, sourceId: string, reference: string): Promise<void> {
     await trx
       .updateTable('subscriptions')

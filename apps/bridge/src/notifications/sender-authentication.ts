@@ -90,7 +90,13 @@ function passes(kind: SenderAuthKind, credentials: SenderCredentials, request: S
   if (kind === 'bearer') {
     const header = single(request.headers.authorization);
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    return Boolean(match && credentials.tokenSha256 && tokenMatches(match[1], credentials.tokenSha256));
+    if (!match) return false;
+    // The source's own secret, or the secret of a subscription the bridge created on it; every
+    // candidate is compared (constant time each) so the answer does not reveal which matched.
+    const candidates = [credentials.tokenSha256, ...(credentials.subscriptionTokenSha256s ?? [])];
+    let matched = false;
+    for (const candidate of candidates) if (candidate && tokenMatches(match[1], candidate)) matched = true;
+    return matched;
   }
   const signature = credentials.signature;
   if (!signature || signature.kind !== kind) return false;

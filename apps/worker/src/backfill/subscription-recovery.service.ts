@@ -7,7 +7,7 @@ import { type IngestJob, ingestJobId, QUEUES } from '@fhir-trail/jobs';
 import { STORE } from '@fhir-trail/runtime';
 import type { EventGap, SourceRecord, Store } from '@fhir-trail/store';
 import type { Queue } from 'bullmq';
-import { SourceClients } from '../ingest/source-clients';
+import { SourceClients } from '@fhir-trail/runtime';
 
 /** A silent subscription is checked once it has been quiet for this many heartbeat periods. */
 const SILENCE_FACTOR = 2;

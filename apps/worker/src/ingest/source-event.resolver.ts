@@ -3,7 +3,7 @@ import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { isSourceFhirError, type SourceFhirClient } from '@fhir-trail/fhir-client';
 import { type NotificationEvent, operationOutcome, outcomeIssue } from '@fhir-trail/fhir-mapping';
 import type { EventResolver, ResolveContext, ResolvedChange } from './event-resolver';
-import { SourceClients } from './source-clients';
+import { SourceClients } from '@fhir-trail/runtime';
 
 /** How far back an empty notification re-queries when the subscription has never been heard from. */
 const FIRST_PING_LOOKBACK_MS = 60 * 60 * 1000;

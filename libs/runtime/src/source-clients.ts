@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type SourceAuth, SourceFhirClient } from '@fhir-trail/fhir-client';
-import { STORE } from '@fhir-trail/runtime';
+import { STORE } from './tokens';
 import type { FhirCredentials, SourceRecord, Store } from '@fhir-trail/store';
 
 /**
