@@ -206,6 +206,38 @@ describe('intake that survives real senders', () => {
     await eventually(async () => ((await versionsOf('Patient', 'managed')).length === 1 ? true : undefined));
   });
 
+  it('takes the classic shapes: HAPI PUT and DELETE, a Medplum delete, and an empty ping that re-queries the source', async () => {
+    const classic = simulator.notifier({
+      subscriptionId: notifier.subscriptionId,
+      endpoint: `${stack.baseUrl}/hooks/${SOURCE}`,
+      headers: [`Authorization: Bearer ${TOKEN}`],
+    });
+    expect((await classic.sendHapiUpdate(patient('hapi', 'Put'))).status).toBe(200);
+    await eventually(async () => ((await versionsOf('Patient', 'hapi')).length === 1 ? true : undefined));
+    expect((await classic.sendHapiDelete('Patient', 'hapi')).status).toBe(200);
+    const afterDelete = await eventually(async () => {
+      const versions = await versionsOf('Patient', 'hapi');
+      return versions.length === 2 ? versions : undefined;
+    });
+    expect(afterDelete[1]).toMatchObject({ interaction: 'delete', content: null });
+    expect(afterDelete[1].provenance).toMatchObject({ activity: { coding: [{ code: 'DELETE' }] } });
+
+    await classic.sendMedplum(patient('medplum', 'Bare'));
+    await eventually(async () => ((await versionsOf('Patient', 'medplum')).length === 1 ? true : undefined));
+    expect((await classic.sendMedplumDelete('Patient', 'medplum')).status).toBe(200);
+    await eventually(async () => ((await versionsOf('Patient', 'medplum')).length === 2 ? true : undefined));
+    expect((await store.resources.head(store.db, SOURCE, 'Patient', 'medplum'))?.deleted).toBe(true);
+
+    // A change the source made without telling us, then a bare ping: the worker searches the
+    // source's known resource types for what changed since it last heard from it.
+    simulator.put(patient('pinged', 'FoundBySearch'));
+    expect((await classic.sendPing()).status).toBe(200);
+    await eventually(async () => ((await versionsOf('Patient', 'pinged')).length === 1 ? true : undefined));
+    expect(
+      simulator.stats.requests.some((r) => r.path.endsWith('/Patient') && r.query.includes('_lastUpdated')),
+    ).toBe(true);
+  });
+
   it('calls $status when a subscription stays silent past its heartbeat', async () => {
     await store.subscriptions.setHeartbeatPeriod(SOURCE, subscription, 1);
     await eventually(

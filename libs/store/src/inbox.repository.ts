@@ -51,6 +51,19 @@ export class InboxRepository {
     return row.id;
   }
 
+  /** When the source's notification before this one arrived (what an empty ping re-queries since). */
+  async previousReceivedAt(sourceId: string, beforeId: string): Promise<Date | undefined> {
+    const row = await this.db
+      .selectFrom('inbox')
+      .select('received_at')
+      .where('source_id', '=', sourceId)
+      .where('id', '<', beforeId)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.received_at;
+  }
+
   /** Reads one row without locking it (the worker's resolve phase). */
   async find(id: string): Promise<InboxEntry | undefined> {
     const row = await this.db.selectFrom('inbox').selectAll().where('id', '=', id).executeTakeFirst();

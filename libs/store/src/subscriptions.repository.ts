@@ -321,6 +321,26 @@ export class SubscriptionsRepository {
     }));
   }
 
+  /**
+   * What an empty ping from a classic sender (which names no subscription) should re-query: every
+   * resource type seen in the source's subscriptions, plus the type of each managed classic
+   * subscription's criteria (`Observation?patient=…` → Observation).
+   */
+  async resourceTypesForSource(sourceId: string): Promise<readonly string[]> {
+    const rows = await this.db
+      .selectFrom('subscriptions')
+      .select(['resource_types', 'topic', 'managed'])
+      .where('source_id', '=', sourceId)
+      .execute();
+    const types = new Set<string>();
+    for (const row of rows) {
+      for (const type of row.resource_types) types.add(type);
+      const criteriaType = row.managed ? /^([A-Z][A-Za-z]+)(\?|$)/.exec(row.topic ?? '')?.[1] : undefined;
+      if (criteriaType) types.add(criteriaType);
+    }
+    return [...types].sort();
+  }
+
   async resourceTypes(sourceId: string, reference: string): Promise<readonly string[]> {
     const row = await this.db
       .selectFrom('subscriptions')

@@ -96,15 +96,15 @@ export class IngestService implements OnModuleInit {
       source.id,
       notification.events.flatMap((e) => eventDedupeKey(notification, e, counter) ?? []),
     );
+    const view = subscription ? await this.store.subscriptions.find(source.id, subscription) : undefined;
     const context = {
       source,
       notification,
-      since: subscription
-        ? ((await this.store.subscriptions.find(source.id, subscription))?.lastNotificationAt ?? undefined)
-        : undefined,
+      // Changes since the subscription (or, for a classic sender, the source) was last heard from.
+      since: view?.lastNotificationAt ?? (await this.store.inbox.previousReceivedAt(source.id, inboxId)),
       resourceTypes: subscription
         ? await this.store.subscriptions.resourceTypes(source.id, subscription)
-        : [],
+        : await this.store.subscriptions.resourceTypesForSource(source.id),
     };
     // Phase 1: resolve (fetch back) outside the transaction; events already applied are not fetched again.
     const planned: { event: NotificationEvent; key?: string; changes: readonly ResolvedChange[] }[] = [];

@@ -19,9 +19,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('managed', 'boolean', (c) => c.notNull().defaultTo(false))
     .addColumn('content', 'text')
     .execute();
+  // "When did this source last notify us" (what an empty ping re-queries since).
+  await db.schema.createIndex('inbox_source').on('inbox').columns(['source_id', 'id']).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropIndex('inbox_source').execute();
   await db.schema.alterTable('subscriptions').dropColumn('managed').dropColumn('content').execute();
   await db.schema.dropTable('subscription_tokens').execute();
 }
