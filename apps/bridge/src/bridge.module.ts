@@ -9,6 +9,8 @@ import { AdminStatusController } from './admin/admin-status.controller';
 import { AdminSubscriptionsController } from './admin/admin-subscriptions.controller';
 import { AdminSourcesController } from './admin/admin-sources.controller';
 import { HealthController } from './health/health.controller';
+import { CheckpointsController } from './ledger/checkpoints.controller';
+import { CheckpointsService } from './ledger/checkpoints.service';
 import { ProofsController } from './ledger/proofs.controller';
 import { ProofsService } from './ledger/proofs.service';
 import { IngestEnqueuer } from './notifications/ingest-enqueuer';
@@ -38,6 +40,7 @@ export class BridgeModule {
       controllers: [
         NotificationsController,
         ProofsController,
+        CheckpointsController,
         HealthController,
         AdminSourcesController,
         AdminStatusController,
@@ -49,6 +52,7 @@ export class BridgeModule {
         IngestEnqueuer,
         NotificationsService,
         ProofsService,
+        CheckpointsService,
         AdminKeysService,
         AdminKeyGuard,
         SourceClients,

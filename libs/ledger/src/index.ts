@@ -55,6 +55,18 @@ export {
   isAnchoredProofBundle,
   parseProofBundle,
 } from './proof-bundle';
+export {
+  CHECKPOINT_FORMAT,
+  type AnchoredCheckpoint,
+  anchoredCheckpoint,
+  parseAnchoredCheckpoint,
+} from './checkpoint';
+export {
+  CONSISTENCY_PROOF_FORMAT,
+  type ConsistencyProofDocument,
+  consistencyProofDocument,
+  parseConsistencyProof,
+} from './consistency-proof';
 
 // The anchor contract and the chain
 export type { CompilerSettings, ContractArtifact } from './contract-compiler';
@@ -92,10 +104,15 @@ export {
 
 // Offline verification
 export {
+  type CheckpointVerification,
+  type EarlierHead,
   type ProofCheck,
   type ProofVerification,
   type RejectedProof,
+  type VerifiedCheckpoint,
   type VerifiedProof,
+  type VerifyCheckpointOptions,
   type VerifyProofBundleOptions,
+  verifyCheckpoint,
   verifyProofBundle,
 } from './proof-bundle-verifier';

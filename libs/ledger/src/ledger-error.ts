@@ -13,6 +13,10 @@ export type LedgerErrorCode =
   | 'INVALID_EVENT_RECORD'
   /** A proof bundle is malformed (see `details.field`). */
   | 'INVALID_PROOF_BUNDLE'
+  /** An anchored checkpoint document is malformed (see `details.field`). */
+  | 'INVALID_CHECKPOINT'
+  /** A consistency proof document is malformed (see `details.field`). */
+  | 'INVALID_CONSISTENCY_PROOF'
   /** The JSON-RPC endpoint did not answer, answered 5xx, or timed out. Retry later. */
   | 'CHAIN_UNAVAILABLE'
   /** No receipt arrived in time. The transaction may still land: check the chain before resending. */

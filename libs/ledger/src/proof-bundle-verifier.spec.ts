@@ -5,11 +5,13 @@ import { promisify } from 'node:util';
 import { ZeroHash } from 'ethers';
 import { type AnchorReceipt, AnchorClient } from './anchor-client';
 import { ensureAnchorDeployment } from './anchor-deployment';
+import { type AnchoredCheckpoint, anchoredCheckpoint } from './checkpoint';
+import { consistencyProofDocument } from './consistency-proof';
 import { type LedgerEventRecord, eventLeafHash } from './event-record';
 import { InMemoryMerkleLog } from './in-memory-merkle-log';
-import { inclusionProof, treeRoot } from './merkle-log';
+import { consistencyProof, inclusionProof, treeRoot } from './merkle-log';
 import { type ProofBundle, anchoredProofBundle } from './proof-bundle';
-import { verifyProofBundle } from './proof-bundle-verifier';
+import { verifyCheckpoint, verifyProofBundle } from './proof-bundle-verifier';
 import { type TestChain, startTestChain, testHash } from './testing/test-chain.fixture';
 
 const ROOT_DIR = join(__dirname, '..', '..', '..');
@@ -48,7 +50,8 @@ async function runCli(args: readonly string[]): Promise<{ code: number; stdout: 
       ['--import', 'tsx', CLI, ...args],
       {
         cwd: ROOT_DIR,
-        timeout: 20_000,
+        // Generous: several CLI processes start at once, each compiling with tsx, on busy CI machines.
+        timeout: 60_000,
       },
     );
     return { code: 0, stdout, stderr };
@@ -62,6 +65,9 @@ describe('verifyProofBundle end to end', () => {
   let t: TestChain;
   let bundle: ProofBundle;
   let later: AnchorReceipt;
+  /** The head of 5 leaves as `GET /ledger/checkpoints` lists it, and a bundle for leaf 6 in the head of 7. */
+  let earlier: AnchoredCheckpoint;
+  let laterBundle: ProofBundle;
 
   beforeAll(async () => {
     t = await startTestChain();
@@ -96,6 +102,33 @@ describe('verifyProofBundle end to end', () => {
       previousRoot: first.root,
       manifestHash: testHash('manifest-7'),
     });
+    earlier = anchoredCheckpoint({
+      treeSize: 5,
+      root: first.root,
+      previousSize: 0,
+      previousRoot: Buffer.alloc(32),
+      manifestHash: Buffer.from(testHash('manifest-5').slice(2), 'hex'),
+      anchor: anchored,
+      anchoredAt: new Date('2026-11-25T07:00:00.000Z'),
+    });
+    laterBundle = {
+      ...anchoredProofBundle({
+        event: events[6],
+        leafHash: eventLeafHash(events[6]),
+        leafIndex: 6,
+        treeSize: 7,
+        inclusionPath: await inclusionProof(log, 6, 7),
+        root: second.root,
+        anchor: later,
+      }),
+      consistency: consistencyProofDocument({
+        fromSize: 5,
+        fromRoot: first.root,
+        toSize: 7,
+        toRoot: second.root,
+        consistencyPath: await consistencyProof(log, 5, 7),
+      }),
+    };
     const event = events[2];
     bundle = anchoredProofBundle({
       event,
@@ -246,6 +279,144 @@ describe('verifyProofBundle end to end', () => {
     });
   });
 
+  it('verifies a later bundle against an earlier anchored checkpoint with a consistency proof', async () => {
+    const result = await verifyProofBundle(laterBundle, t.provider, { earlierCheckpoint: earlier });
+    expect(result).toMatchObject({
+      verified: true,
+      treeSize: 7,
+      consistentWith: {
+        treeSize: 5,
+        root: earlier.root,
+        txHash: earlier.anchor.txHash,
+        blockNumber: earlier.anchor.blockNumber,
+        blockHash: earlier.anchor.blockHash,
+      },
+    });
+    // The proof may come separately (GET /ledger/consistency) instead of inside the bundle.
+    const { consistency, ...plain } = laterBundle;
+    await expect(
+      verifyProofBundle(plain, t.provider, { earlierCheckpoint: earlier, consistency }),
+    ).resolves.toMatchObject({ verified: true, consistentWith: { treeSize: 5 } });
+    // A checkpoint of the bundle's own head needs no proof.
+    const sameHead = anchoredCheckpoint({
+      treeSize: 7,
+      root: Buffer.from(laterBundle.root!.slice(2), 'hex'),
+      previousSize: 5,
+      previousRoot: Buffer.from(earlier.root.slice(2), 'hex'),
+      manifestHash: Buffer.from(testHash('manifest-7').slice(2), 'hex'),
+      anchor: later,
+    });
+    await expect(
+      verifyProofBundle(plain, t.provider, { earlierCheckpoint: sameHead }),
+    ).resolves.toMatchObject({ verified: true, consistentWith: { treeSize: 7 } });
+    await expect(verifyCheckpoint(earlier, t.provider)).resolves.toMatchObject({
+      verified: true,
+      treeSize: 5,
+      txHash: earlier.anchor.txHash,
+    });
+    await expect(verifyCheckpoint(sameHead, t.provider, { minConfirmations: 1 })).resolves.toMatchObject({
+      verified: true,
+      confirmations: 1,
+    });
+  });
+
+  it.each<[string, (c: AnchoredCheckpoint) => unknown, () => unknown, string, RegExp]>([
+    [
+      'an earlier root that was altered',
+      (c) => ({ ...c, root: flipLast(c.root) }),
+      () => undefined,
+      'consistency',
+      /^the consistency proof does not show that the earlier checkpoint \(5 leaves, root 0x[0-9a-f]{64}\) is a prefix of the bundle's head \(7 leaves/,
+    ],
+    [
+      'a hash of the consistency proof that was altered',
+      (c) => c,
+      () => ({
+        ...laterBundle.consistency,
+        consistencyPath: laterBundle.consistency!.consistencyPath.map((h, i) => (i === 0 ? flipLast(h) : h)),
+      }),
+      'consistency',
+      /does not show that the earlier checkpoint/,
+    ],
+    [
+      'an earlier size that was altered',
+      (c) => ({ ...c, treeSize: 6 }),
+      () => undefined,
+      'consistency',
+      /goes from 5 to 7 leaves, not from the earlier checkpoint's 6 to the bundle's 7/,
+    ],
+    [
+      'a checkpoint later than the bundle',
+      (c) => ({ ...c, treeSize: 8 }),
+      () => undefined,
+      'consistency',
+      /\(8 leaves\) is larger than the bundle's head \(7 leaves\)/,
+    ],
+    [
+      'an earlier anchor that points at another head',
+      (c) => ({ ...c, anchor: { ...c.anchor, txHash: later.txHash } }),
+      () => undefined,
+      'earlier-checkpoint',
+      /^the earlier checkpoint: the Anchored event publishes tree size 7 .* not the earlier checkpoint's size 5/,
+    ],
+    [
+      'a manifest hash that was altered',
+      (c) => ({ ...c, manifestHash: flipLast(c.manifestHash) }),
+      () => undefined,
+      'earlier-checkpoint',
+      /names previous size 0 and manifest 0x[0-9a-f]{64}, not the earlier checkpoint's 0 and/,
+    ],
+    [
+      'another contract',
+      (c) => ({ ...c, anchor: { ...c.anchor, contract: t.outsider.address } }),
+      () => undefined,
+      'earlier-checkpoint',
+      /names contract 0x\w+, not the bundle's anchor contract/,
+    ],
+    [
+      'a malformed checkpoint',
+      (c) => ({ ...c, root: 'abc' }),
+      () => undefined,
+      'format',
+      /^malformed earlier checkpoint: root must be 0x-prefixed/,
+    ],
+    [
+      'a malformed consistency proof',
+      (c) => c,
+      () => ({ ...laterBundle.consistency, toSize: 'seven' }),
+      'format',
+      /^malformed consistency proof: toSize must be an integer/,
+    ],
+  ])('refuses %s', async (_, alter, consistency, check, reason) => {
+    const result = await verifyProofBundle(laterBundle, t.provider, {
+      earlierCheckpoint: alter(earlier),
+      ...(consistency() === undefined ? {} : { consistency: consistency() }),
+    });
+    expect(result).toMatchObject({ verified: false, check });
+    expect(!result.verified && result.reason).toMatch(reason);
+  });
+
+  it('refuses a missing consistency proof, and a carried one that does not hold without a checkpoint', async () => {
+    const { consistency, ...plain } = laterBundle;
+    expect(await verifyProofBundle(plain, t.provider, { earlierCheckpoint: earlier })).toMatchObject({
+      verified: false,
+      check: 'consistency',
+      reason: expect.stringMatching(
+        /no consistency proof .* GET \/ledger\/consistency\?from=5&to=7$/,
+      ) as unknown,
+    });
+    expect(await verifyProofBundle(laterBundle, t.provider)).toMatchObject({ verified: true });
+    const broken = {
+      ...laterBundle,
+      consistency: { ...consistency, fromRoot: flipLast(consistency!.fromRoot) },
+    };
+    expect(await verifyProofBundle(broken, t.provider)).toMatchObject({
+      verified: false,
+      check: 'consistency',
+      reason: expect.stringMatching(/the head the consistency proof starts from \(5 leaves/) as unknown,
+    });
+  });
+
   it('runs as a command: exit 0 verified, 1 not verified, 2 usage or endpoint trouble', async () => {
     const good = join(t.dataDir, 'proof.json');
     const altered = join(t.dataDir, 'altered.json');
@@ -259,8 +430,12 @@ describe('verifyProofBundle end to end', () => {
       document,
       JSON.stringify({ source: 'demo', resource: 'Observation/x', bundles: [bundle, bundle] }),
     );
+    const laterFile = join(t.dataDir, 'later.json');
+    const earlierFile = join(t.dataDir, 'earlier.json');
+    await writeFile(laterFile, JSON.stringify(laterBundle, null, 2));
+    await writeFile(earlierFile, JSON.stringify({ checkpoints: [earlier] }, null, 2));
     const rpc = ['--rpc', t.chain.rpcUrl];
-    const [ok, bad, many, help, usage, missing, offline] = await Promise.all([
+    const [ok, bad, many, help, usage, missing, offline, extended, lonely] = await Promise.all([
       runCli([good, ...rpc, '--min-confirmations', '2']),
       runCli([altered, ...rpc]),
       runCli([document, ...rpc]),
@@ -268,6 +443,8 @@ describe('verifyProofBundle end to end', () => {
       runCli([good, '--min-confirmations', 'lots']),
       runCli([join(t.dataDir, 'nope.json'), ...rpc]),
       runCli([good, '--rpc', 'http://127.0.0.1:9']),
+      runCli([laterFile, ...rpc, '--checkpoint', earlierFile]),
+      runCli([laterFile, ...rpc, '--consistency', laterFile]),
     ]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(
@@ -287,5 +464,11 @@ describe('verifyProofBundle end to end', () => {
     expect(missing.stderr).toMatch(/cannot read .*nope\.json/);
     expect(offline.code).toBe(2);
     expect(offline.stderr).toMatch(/no JSON-RPC answer from http:\/\/127\.0\.0\.1:9/);
-  }, 30_000);
+    expect(extended.code).toBe(0);
+    expect(extended.stdout).toMatch(
+      /^verified\nprovenance event evt-6 is leaf 6 of the tree of 7 .*\nthe tree of 7 extends the earlier checkpoint of 5 \(root 0x[0-9a-f]{64}\), anchored in block \d+ \(tx 0x[0-9a-f]{64}\)\n$/,
+    );
+    expect(lonely.code).toBe(2);
+    expect(lonely.stderr).toMatch(/--consistency needs --checkpoint/);
+  }, 90_000);
 });

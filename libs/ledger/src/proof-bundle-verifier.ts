@@ -1,23 +1,41 @@
 import { type Provider, type TransactionReceipt, getAddress } from 'ethers';
 import { anchorContractInterface } from './anchor-contract';
 import { isAnchoredLog } from './anchor-client';
+import { type AnchoredCheckpoint, parseAnchoredCheckpoint } from './checkpoint';
+import { type ConsistencyProofDocument, parseConsistencyProof } from './consistency-proof';
 import { eventLeafHash } from './event-record';
 import { fromHashHex, toHashHex } from './hex-encoding';
 import { isLedgerError, toLedgerError } from './ledger-error';
-import { verifyInclusion } from './merkle-proof';
-import { type AnchoredProofBundle, type ProofBundle, parseProofBundle } from './proof-bundle';
+import { verifyConsistency, verifyInclusion } from './merkle-proof';
+import {
+  type AnchorReference,
+  type AnchoredProofBundle,
+  type ProofBundle,
+  parseProofBundle,
+} from './proof-bundle';
 
 /** The checks of {@link verifyProofBundle}, in the order they run. */
 export type ProofCheck =
   | 'format'
   | 'leaf-hash'
   | 'inclusion'
+  | 'consistency'
   | 'chain-id'
   | 'contract'
   | 'transaction'
   | 'anchored-event'
   | 'block'
-  | 'confirmations';
+  | 'confirmations'
+  | 'earlier-checkpoint';
+
+/** An earlier anchored head that the bundle's head was shown to extend. */
+export interface EarlierHead {
+  readonly treeSize: number;
+  readonly root: string;
+  readonly txHash: string;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+}
 
 /** A bundle that checked out, with what was established. */
 export interface VerifiedProof {
@@ -33,6 +51,8 @@ export interface VerifiedProof {
   readonly blockNumber: number;
   readonly blockHash: string;
   readonly confirmations: number;
+  /** With `earlierCheckpoint`: that head, anchored on chain and consistent with this bundle's head. */
+  readonly consistentWith?: EarlierHead;
 }
 
 /** A bundle that did not check out: the first failed check and why, in plain words. */
@@ -44,10 +64,39 @@ export interface RejectedProof {
 
 export type ProofVerification = VerifiedProof | RejectedProof;
 
+/** A checkpoint that checked out: its head is the one its `Anchored` event published. */
+export interface VerifiedCheckpoint {
+  readonly verified: true;
+  readonly treeSize: number;
+  readonly root: string;
+  readonly chainId: string;
+  readonly contract: string;
+  readonly txHash: string;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  readonly confirmations: number;
+}
+
+export type CheckpointVerification = VerifiedCheckpoint | RejectedProof;
+
 export interface VerifyProofBundleOptions {
   /** Blocks required on top of (and including) the anchor's block. Default 0 (being in a canonical block is enough). */
   readonly minConfirmations?: number;
   /** The consortium's anchor contract. When given, a bundle naming another contract is rejected. */
+  readonly expectedContract?: string;
+  /**
+   * An earlier checkpoint (parsed JSON, a `GET /ledger/checkpoints` entry) that the bundle's head
+   * must extend: checked with the consistency proof, and itself checked on chain (same chain and
+   * contract as the bundle). Needs `consistency` or the bundle's own `consistency` unless the
+   * sizes are equal.
+   */
+  readonly earlierCheckpoint?: unknown;
+  /** A consistency proof document (`GET /ledger/consistency`); takes precedence over the bundle's. */
+  readonly consistency?: unknown;
+}
+
+export interface VerifyCheckpointOptions {
+  readonly minConfirmations?: number;
   readonly expectedContract?: string;
 }
 
@@ -56,8 +105,11 @@ export interface VerifyProofBundleOptions {
  * `leafHash`; the inclusion path leads from it to `root`; the endpoint serves the bundle's chain;
  * the transaction exists, succeeded and was sent to the contract; its log at `logIndex` is that
  * contract's `Anchored(treeSize, root)`; the block matches and is canonical; enough confirmations.
- * Answers `{ verified: false, check, reason }` for the first check that fails. Throws
- * `CHAIN_UNAVAILABLE` when the endpoint cannot be queried: no answer is not evidence of tampering.
+ * With `earlierCheckpoint`, also: the consistency proof shows that the earlier head is a prefix of
+ * the bundle's head, and the earlier head was itself anchored (its `Anchored` event, on the same
+ * chain and contract). Answers `{ verified: false, check, reason }` for the first check that fails.
+ * Throws `CHAIN_UNAVAILABLE` when the endpoint cannot be queried: no answer is not evidence of
+ * tampering.
  */
 export async function verifyProofBundle(
   bundle: unknown,
@@ -80,6 +132,24 @@ export async function verifyProofBundle(
     );
   }
   const b = parsed as AnchoredProofBundle;
+  let earlier: AnchoredCheckpoint | undefined;
+  let consistency: ConsistencyProofDocument | undefined = b.consistency;
+  try {
+    if (options.earlierCheckpoint !== undefined) {
+      earlier = parseAnchoredCheckpoint(options.earlierCheckpoint);
+    }
+    if (options.consistency !== undefined) {
+      consistency = parseConsistencyProof(options.consistency);
+    }
+  } catch (error) {
+    if (isLedgerError(error, 'INVALID_CHECKPOINT')) {
+      return reject('format', `malformed earlier checkpoint: ${error.message}`);
+    }
+    if (isLedgerError(error, 'INVALID_CONSISTENCY_PROOF')) {
+      return reject('format', `malformed consistency proof: ${error.message}`);
+    }
+    throw error;
+  }
 
   if (toHashHex(eventLeafHash(b.event)) !== b.leafHash) {
     return reject('leaf-hash', 'event record does not match leafHash: the record was altered');
@@ -91,25 +161,154 @@ export async function verifyProofBundle(
       `inclusion path does not lead from leafHash (leaf ${b.leafIndex}) to root in a tree of ${b.treeSize} leaves: the path, index, size or root was altered`,
     );
   }
+  const consistent = checkConsistency(b, earlier, consistency);
+  if (consistent !== undefined) {
+    return consistent;
+  }
 
   try {
-    return await verifyOnChain(b, provider, options);
+    const head = await verifyOnChain(b, b.anchor, provider, options, 'bundle');
+    if (!head.verified || earlier === undefined) {
+      return head.verified ? { ...proofOf(b), ...head.facts } : head;
+    }
+    const checkpoint = await verifyOnChain(
+      earlier,
+      earlier.anchor,
+      provider,
+      { expectedContract: head.facts.contract },
+      'earlier checkpoint',
+    );
+    if (!checkpoint.verified) {
+      return reject('earlier-checkpoint', `the earlier checkpoint: ${checkpoint.reason}`);
+    }
+    return {
+      ...proofOf(b),
+      ...head.facts,
+      consistentWith: {
+        treeSize: earlier.treeSize,
+        root: earlier.root,
+        txHash: checkpoint.facts.txHash,
+        blockNumber: checkpoint.facts.blockNumber,
+        blockHash: checkpoint.facts.blockHash,
+      },
+    };
   } catch (error) {
     throw toLedgerError(error, 'querying the chain');
   }
 }
 
-async function verifyOnChain(
-  b: AnchoredProofBundle,
+/**
+ * Checks one anchored checkpoint (parsed JSON, a `GET /ledger/checkpoints` entry) against a
+ * JSON-RPC endpoint: its transaction, its `Anchored(treeSize, root)` event with the same previous
+ * size and manifest hash, its block, and enough confirmations. Throws `CHAIN_UNAVAILABLE` when the
+ * endpoint cannot be queried.
+ */
+export async function verifyCheckpoint(
+  checkpoint: unknown,
   provider: Provider,
-  options: VerifyProofBundleOptions,
-): Promise<ProofVerification> {
-  const anchor = b.anchor;
+  options: VerifyCheckpointOptions = {},
+): Promise<CheckpointVerification> {
+  let parsed: AnchoredCheckpoint;
+  try {
+    parsed = parseAnchoredCheckpoint(checkpoint);
+  } catch (error) {
+    if (isLedgerError(error, 'INVALID_CHECKPOINT')) {
+      return reject('format', `malformed checkpoint: ${error.message}`);
+    }
+    throw error;
+  }
+  try {
+    const result = await verifyOnChain(parsed, parsed.anchor, provider, options, 'checkpoint');
+    return result.verified
+      ? { verified: true, treeSize: parsed.treeSize, root: parsed.root, ...result.facts }
+      : result;
+  } catch (error) {
+    throw toLedgerError(error, 'querying the chain');
+  }
+}
+
+/**
+ * The offline part of `--checkpoint`: the earlier head is a prefix of the bundle's head. Without
+ * an earlier checkpoint, a consistency proof the bundle carries must still hold for its own roots.
+ */
+function checkConsistency(
+  b: AnchoredProofBundle,
+  earlier: AnchoredCheckpoint | undefined,
+  document: ConsistencyProofDocument | undefined,
+): RejectedProof | undefined {
+  const from = earlier ?? (document && { treeSize: document.fromSize, root: document.fromRoot });
+  if (from === undefined) {
+    return undefined;
+  }
+  const what =
+    earlier === undefined ? 'the head the consistency proof starts from' : 'the earlier checkpoint';
+  if (from.treeSize > b.treeSize) {
+    return reject(
+      'consistency',
+      `${what} (${from.treeSize} leaves) is larger than the bundle's head (${b.treeSize} leaves): give a checkpoint no later than the bundle's`,
+    );
+  }
+  let path: Buffer[] = [];
+  if (document === undefined) {
+    if (from.treeSize !== b.treeSize) {
+      return reject(
+        'consistency',
+        `no consistency proof from ${what} (${from.treeSize} leaves) to the bundle's head (${b.treeSize} leaves): ` +
+          `fetch GET /ledger/consistency?from=${from.treeSize}&to=${b.treeSize}`,
+      );
+    }
+  } else {
+    if (document.fromSize !== from.treeSize || document.toSize !== b.treeSize) {
+      return reject(
+        'consistency',
+        `the consistency proof goes from ${document.fromSize} to ${document.toSize} leaves, not from ${what}'s ${from.treeSize} to the bundle's ${b.treeSize}`,
+      );
+    }
+    path = document.consistencyPath.map((h) => fromHashHex(h));
+  }
+  const holds =
+    verifyConsistency(from.treeSize, b.treeSize, path, fromHashHex(from.root), fromHashHex(b.root)) &&
+    (document === undefined || (document.fromRoot === from.root && document.toRoot === b.root));
+  if (!holds) {
+    return reject(
+      'consistency',
+      `the consistency proof does not show that ${what} (${from.treeSize} leaves, root ${from.root}) is a prefix of ` +
+        `the bundle's head (${b.treeSize} leaves, root ${b.root}): the checkpoint, the proof or the bundle's head was altered, or the log was rewritten`,
+    );
+  }
+  return undefined;
+}
+
+/** What the chain established about an anchored head. */
+interface OnChainFacts {
+  readonly chainId: string;
+  readonly contract: string;
+  readonly txHash: string;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  readonly confirmations: number;
+}
+
+/** A head to find on chain; a checkpoint also names its predecessor's size and its manifest. */
+interface AnchoredHead {
+  readonly treeSize: number;
+  readonly root: string;
+  readonly previousSize?: number;
+  readonly manifestHash?: string;
+}
+
+async function verifyOnChain(
+  head: AnchoredHead,
+  anchor: AnchorReference,
+  provider: Provider,
+  options: VerifyCheckpointOptions,
+  what: 'bundle' | 'checkpoint' | 'earlier checkpoint',
+): Promise<{ verified: true; facts: OnChainFacts } | RejectedProof> {
   const chainId = (await provider.getNetwork()).chainId.toString();
   if (chainId !== anchor.chainId) {
     return reject(
       'chain-id',
-      `the RPC endpoint serves chain ${chainId}, but the bundle was anchored on chain ${anchor.chainId}`,
+      `the RPC endpoint serves chain ${chainId}, but the ${what} was anchored on chain ${anchor.chainId}`,
     );
   }
   const contract = getAddress(anchor.contract.toLowerCase());
@@ -117,9 +316,12 @@ async function verifyOnChain(
     options.expectedContract !== undefined &&
     getAddress(options.expectedContract.toLowerCase()) !== contract
   ) {
+    const expected = getAddress(options.expectedContract.toLowerCase());
     return reject(
       'contract',
-      `the bundle names contract ${contract}, not the expected anchor contract ${getAddress(options.expectedContract.toLowerCase())}`,
+      what === 'earlier checkpoint'
+        ? `the earlier checkpoint names contract ${contract}, not the bundle's anchor contract ${expected}`
+        : `the ${what} names contract ${contract}, not the expected anchor contract ${expected}`,
     );
   }
 
@@ -145,21 +347,29 @@ async function verifyOnChain(
     return reject('anchored-event', `log ${anchor.logIndex} is not an Anchored event of ${contract}`);
   }
   const args = anchorContractInterface.parseLog(log)?.args;
-  const size: unknown = args?.getValue('treeSize');
-  const root: unknown = args?.getValue('root');
-  const anchoredSize = String(size);
-  const anchoredRoot = String(root).toLowerCase();
-  if (anchoredSize !== String(b.treeSize) || anchoredRoot !== b.root) {
+  const anchoredSize = String(args?.getValue('treeSize'));
+  const anchoredRoot = String(args?.getValue('root')).toLowerCase();
+  if (anchoredSize !== String(head.treeSize) || anchoredRoot !== head.root) {
     return reject(
       'anchored-event',
-      `the Anchored event publishes tree size ${anchoredSize} with root ${anchoredRoot}, not the bundle's size ${b.treeSize} with root ${b.root}`,
+      `the Anchored event publishes tree size ${anchoredSize} with root ${anchoredRoot}, not the ${what}'s size ${head.treeSize} with root ${head.root}`,
     );
+  }
+  if (head.previousSize !== undefined && head.manifestHash !== undefined) {
+    const previousSize = String(args?.getValue('previousSize'));
+    const manifestHash = String(args?.getValue('manifestHash')).toLowerCase();
+    if (previousSize !== String(head.previousSize) || manifestHash !== head.manifestHash) {
+      return reject(
+        'anchored-event',
+        `the Anchored event names previous size ${previousSize} and manifest ${manifestHash}, not the ${what}'s ${head.previousSize} and ${head.manifestHash}`,
+      );
+    }
   }
 
   if (receipt.blockNumber !== anchor.blockNumber || receipt.blockHash !== anchor.blockHash) {
     return reject(
       'block',
-      `the transaction is in block ${receipt.blockNumber} (${receipt.blockHash}), not in the bundle's block ${anchor.blockNumber} (${anchor.blockHash})`,
+      `the transaction is in block ${receipt.blockNumber} (${receipt.blockHash}), not in the ${what}'s block ${anchor.blockNumber} (${anchor.blockHash})`,
     );
   }
   const [block, latest] = await Promise.all([
@@ -182,17 +392,25 @@ async function verifyOnChain(
   }
   return {
     verified: true,
+    facts: {
+      chainId,
+      contract,
+      txHash: anchor.txHash,
+      blockNumber: anchor.blockNumber,
+      blockHash: anchor.blockHash,
+      confirmations,
+    },
+  };
+}
+
+function proofOf(b: AnchoredProofBundle): Omit<VerifiedProof, keyof OnChainFacts> {
+  return {
+    verified: true,
     eventId: b.event.eventId,
     kind: b.event.kind,
     leafIndex: b.leafIndex,
     treeSize: b.treeSize,
     root: b.root,
-    chainId,
-    contract,
-    txHash: anchor.txHash,
-    blockNumber: anchor.blockNumber,
-    blockHash: anchor.blockHash,
-    confirmations,
   };
 }
 

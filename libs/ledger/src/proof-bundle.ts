@@ -1,4 +1,5 @@
-import { getAddress } from 'ethers';
+import { type ConsistencyProofDocument, parseConsistencyProof } from './consistency-proof';
+import { DocumentFields, HEX32, isCount } from './document-fields';
 import { type LedgerEventRecord, parseLedgerEventRecord } from './event-record';
 import { isHashHex, toHashHex } from './hex-encoding';
 import { LedgerError, isLedgerError } from './ledger-error';
@@ -35,6 +36,11 @@ export interface ProofBundle {
   readonly inclusionPath: readonly string[];
   readonly root: string | null;
   readonly anchor: AnchorReference | null;
+  /**
+   * Optional: an RFC 9162 consistency proof from an earlier anchored checkpoint to this bundle's
+   * head (`toSize` = `treeSize`), for `verify --checkpoint`. Only in anchored bundles.
+   */
+  readonly consistency?: ConsistencyProofDocument;
 }
 
 /** A bundle whose head is on chain: every field is present. */
@@ -56,18 +62,8 @@ const BUNDLE_FIELDS: ReadonlySet<string> = new Set([
   'inclusionPath',
   'root',
   'anchor',
+  'consistency',
 ]);
-const ANCHOR_FIELDS: ReadonlySet<string> = new Set([
-  'chainId',
-  'contract',
-  'txHash',
-  'blockNumber',
-  'blockHash',
-  'logIndex',
-]);
-const CHAIN_ID = /^[1-9][0-9]{0,19}$/;
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
-const HEX32 = 'must be 0x-prefixed lowercase hex of 32 bytes';
 
 /**
  * Builds the bundle of an anchored event from its parts (hashes as bytes, written as 0x-hex).
@@ -110,10 +106,10 @@ export function anchoredProofBundle(parts: {
  * shape only; whether the proof holds is {@link verifyProofBundle}'s job.
  */
 export function parseProofBundle(json: unknown): ProofBundle {
-  const bundle = requireObject(json, 'bundle');
-  for (const field of Object.keys(bundle)) {
-    if (!BUNDLE_FIELDS.has(field)) fail(field, 'is not a field of a proof bundle');
-  }
+  const check: DocumentFields = new DocumentFields('INVALID_PROOF_BUNDLE');
+  const fail: (field: string, problem: string) => never = (field, problem) => check.fail(field, problem);
+  const bundle = check.object(json, 'bundle');
+  check.onlyKnown(bundle, BUNDLE_FIELDS, '', 'a proof bundle');
   if (bundle['format'] !== PROOF_BUNDLE_FORMAT) fail('format', `must be "${PROOF_BUNDLE_FORMAT}"`);
   const status = bundle['status'];
   if (status !== 'pending' && status !== 'anchored') fail('status', 'must be "pending" or "anchored"');
@@ -125,21 +121,17 @@ export function parseProofBundle(json: unknown): ProofBundle {
     }
     throw error;
   }
-  if (!isHashHex(bundle['leafHash'])) fail('leafHash', HEX32);
+  check.hash(bundle['leafHash'], 'leafHash');
   const leafIndex = bundle['leafIndex'];
   if (leafIndex !== null && !isCount(leafIndex)) fail('leafIndex', 'must be null or a non-negative integer');
   const treeSize = bundle['treeSize'];
   if (treeSize !== null && !(isCount(treeSize) && treeSize > 0))
     fail('treeSize', 'must be null or a positive integer');
-  const path = bundle['inclusionPath'];
-  if (!Array.isArray(path)) fail('inclusionPath', 'must be an array of hashes');
-  (path as unknown[]).forEach((hash, i) => {
-    if (!isHashHex(hash)) fail(`inclusionPath[${i}]`, HEX32);
-  });
+  const path = check.hashList(bundle['inclusionPath'], 'inclusionPath');
   const root = bundle['root'];
   if (root !== null && !isHashHex(root)) fail('root', `must be null or ${HEX32.replace('must be ', '')}`);
   const anchor = bundle['anchor'];
-  if (anchor !== null) parseAnchor(anchor);
+  if (anchor !== null) check.anchor(anchor, 'anchor');
 
   if (status === 'anchored') {
     if (leafIndex === null) fail('leafIndex', 'is required when status is "anchored"');
@@ -149,9 +141,16 @@ export function parseProofBundle(json: unknown): ProofBundle {
     if (leafIndex >= treeSize) fail('leafIndex', `must be less than treeSize (${String(treeSize)})`);
   } else {
     if (treeSize !== null) fail('treeSize', 'must be null while status is "pending"');
-    if ((path as unknown[]).length > 0) fail('inclusionPath', 'must be empty while status is "pending"');
+    if (path.length > 0) fail('inclusionPath', 'must be empty while status is "pending"');
     if (root !== null) fail('root', 'must be null while status is "pending"');
     if (anchor !== null) fail('anchor', 'must be null while status is "pending"');
+  }
+  if (bundle['consistency'] !== undefined) {
+    if (status !== 'anchored') fail('consistency', 'is only allowed when status is "anchored"');
+    const consistency = parseConsistencyProof(bundle['consistency'], 'consistency', 'INVALID_PROOF_BUNDLE');
+    if (consistency.toSize !== treeSize)
+      fail('consistency.toSize', `must equal treeSize (${String(treeSize)})`);
+    if (consistency.toRoot !== root) fail('consistency.toRoot', 'must equal root');
   }
   return json as ProofBundle;
 }
@@ -159,49 +158,4 @@ export function parseProofBundle(json: unknown): ProofBundle {
 /** True when a parsed bundle is anchored (and so has every field). */
 export function isAnchoredProofBundle(bundle: ProofBundle): bundle is AnchoredProofBundle {
   return bundle.status === 'anchored';
-}
-
-function parseAnchor(value: unknown): void {
-  const anchor = requireObject(value, 'anchor');
-  for (const field of Object.keys(anchor)) {
-    if (!ANCHOR_FIELDS.has(field)) fail(`anchor.${field}`, 'is not a field of an anchor reference');
-  }
-  const chainId = anchor['chainId'];
-  if (typeof chainId !== 'string' || !CHAIN_ID.test(chainId))
-    fail('anchor.chainId', 'must be a decimal chain id string, e.g. "31337"');
-  if (!isAddress(anchor['contract']))
-    fail('anchor.contract', 'must be a 0x-prefixed 20-byte address (lowercase or EIP-55)');
-  if (!isHashHex(anchor['txHash'])) fail('anchor.txHash', HEX32);
-  if (!isCount(anchor['blockNumber'])) fail('anchor.blockNumber', 'must be a non-negative integer');
-  if (!isHashHex(anchor['blockHash'])) fail('anchor.blockHash', HEX32);
-  if (!isCount(anchor['logIndex'])) fail('anchor.logIndex', 'must be a non-negative integer');
-}
-
-function isAddress(value: unknown): boolean {
-  if (typeof value !== 'string' || !ADDRESS.test(value)) {
-    return false;
-  }
-  if (value === value.toLowerCase() || value === `0x${value.slice(2).toUpperCase()}`) {
-    return true;
-  }
-  try {
-    return getAddress(value) === value; // mixed case must be a valid EIP-55 checksum
-  } catch {
-    return false;
-  }
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function requireObject(value: unknown, field: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new LedgerError('INVALID_PROOF_BUNDLE', `${field} must be a JSON object`, { details: { field } });
-  }
-  return value as Record<string, unknown>;
-}
-
-function fail(field: string, problem: string): never {
-  throw new LedgerError('INVALID_PROOF_BUNDLE', `${field} ${problem}`, { details: { field } });
 }

@@ -2,9 +2,48 @@ import { CompiledQuery, type Selectable, sql } from 'kysely';
 import type { StoreDb } from './database';
 import type { InboxStatus, InboxTable } from './schema';
 
-const INSERT_INBOX = `insert into inbox
-  (source_id, method, path, content_type, headers, body, shape, notification_type, event_count, enqueued_at)
+const INBOX_COLUMNS =
+  '(source_id, method, path, content_type, headers, body, shape, notification_type, event_count, enqueued_at)';
+const INSERT_INBOX = `insert into inbox ${INBOX_COLUMNS}
   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) returning id`;
+/** Parameters per row of the inbox INSERT. */
+const PARAMETERS_PER_ROW = 9;
+/** Statements of insertMany by row count, written out once each. */
+const insertManyStatements = new Map<number, string>();
+
+function insertManyStatement(rows: number): string {
+  let statement = insertManyStatements.get(rows);
+  if (statement === undefined) {
+    const tuples: string[] = [];
+    for (let row = 0; row < rows; row++) {
+      const first = row * PARAMETERS_PER_ROW;
+      const parameters = Array.from({ length: PARAMETERS_PER_ROW }, (_, i) => `$${first + i + 1}`);
+      tuples.push(`(${parameters.join(', ')}, now())`);
+    }
+    statement = `insert into inbox ${INBOX_COLUMNS} values ${tuples.join(', ')} returning id`;
+    if (rows <= 256) insertManyStatements.set(rows, statement);
+  }
+  return statement;
+}
+
+function insertParameters(entry: NewInboxEntry): unknown[] {
+  return [
+    entry.sourceId,
+    entry.method,
+    entry.path,
+    entry.contentType ?? null,
+    JSON.stringify(entry.headers),
+    entry.body,
+    entry.shape,
+    entry.notificationType,
+    entry.eventCount,
+  ];
+}
+
+/** Numeric order of bigint ids given as decimal strings. */
+function byNumericId(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
 
 export interface NewInboxEntry {
   readonly sourceId: string;
@@ -34,21 +73,31 @@ export class InboxRepository {
    */
   async insert(entry: NewInboxEntry): Promise<string> {
     const result = await this.db.executeQuery<{ id: string }>(
-      CompiledQuery.raw(INSERT_INBOX, [
-        entry.sourceId,
-        entry.method,
-        entry.path,
-        entry.contentType ?? null,
-        JSON.stringify(entry.headers),
-        entry.body,
-        entry.shape,
-        entry.notificationType,
-        entry.eventCount,
-      ]),
+      CompiledQuery.raw(INSERT_INBOX, insertParameters(entry)),
     );
     const row = result.rows[0];
     if (!row) throw new Error('inbox insert returned no id');
     return row.id;
+  }
+
+  /**
+   * Commits several notifications with one statement — one round trip, one commit, one WAL flush —
+   * and returns their ids in the order given. Atomic: every row is committed, or none is.
+   */
+  async insertMany(entries: readonly NewInboxEntry[]): Promise<string[]> {
+    if (entries.length === 0) return [];
+    if (entries.length === 1) return [await this.insert(entries[0])];
+    const parameters: unknown[] = [];
+    for (const entry of entries) parameters.push(...insertParameters(entry));
+    const result = await this.db.executeQuery<{ id: string }>(
+      CompiledQuery.raw(insertManyStatement(entries.length), parameters),
+    );
+    if (result.rows.length !== entries.length) {
+      throw new Error('inbox insert returned the wrong number of ids');
+    }
+    // The ids come from the bigserial default, drawn row by row as the VALUES list is read, so they
+    // ascend in the order of the list whatever order RETURNING lists them in (which SQL leaves open).
+    return result.rows.map((row) => row.id).sort(byNumericId);
   }
 
   /** When the source's notification before this one arrived (what an empty ping re-queries since). */
@@ -106,6 +155,8 @@ export class InboxRepository {
   /**
    * Accepted rows whose job may have been lost (Redis flushed or down at enqueue time): still
    * `received` and last enqueued before `olderThan`. Marks them enqueued now, and returns their ids.
+   * Rows locked by an ingest transaction are being processed right now and are skipped: waiting for
+   * them made every pass a convoy that stalled ingest behind it whenever there was a backlog.
    */
   async claimForRelay(olderThan: Date, limit: number): Promise<readonly string[]> {
     const rows = await this.db
@@ -120,7 +171,9 @@ export class InboxRepository {
           .where('status', '=', 'received')
           .where((eb) => eb.or([eb('enqueued_at', 'is', null), eb('enqueued_at', '<', olderThan)]))
           .orderBy('id')
-          .limit(limit),
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
       )
       .returning('id')
       .execute();

@@ -42,6 +42,11 @@ export interface Checkpoint {
   readonly gasUsed: number;
 }
 
+/** A checkpoint as stored, with the time the bridge recorded it. */
+export interface StoredCheckpoint extends Checkpoint {
+  readonly anchoredAt: Date;
+}
+
 export interface LogHead {
   readonly treeSize: number;
   readonly root: Buffer;
@@ -116,13 +121,8 @@ export class LedgerRepository {
     head: LogHead,
   ): Promise<void> {
     if (leaves.length === 0) return;
+    await this.insertNodes(trx, nodes);
     const CHUNK = 1000;
-    for (let i = 0; i < nodes.length; i += CHUNK) {
-      await trx
-        .insertInto('ledger_nodes')
-        .values(nodes.slice(i, i + CHUNK).map((n) => ({ level: n.level, idx: n.index, hash: n.hash })))
-        .execute();
-    }
     for (let i = 0; i < leaves.length; i += CHUNK) {
       const chunk = leaves.slice(i, i + CHUNK);
       await sql`
@@ -138,32 +138,72 @@ export class LedgerRepository {
       .execute();
   }
 
-  /** Stored subtree hashes by `${level}:${index}`. */
+  /**
+   * Stores completed subtree hashes (append-only: a node never changes once complete). Sends
+   * column arrays (`unnest`) in large chunks: one statement per 50,000 nodes, not one per row.
+   */
+  async insertNodes(trx: StoreDb, nodes: readonly StoredNode[]): Promise<void> {
+    const CHUNK = 50_000;
+    for (let i = 0; i < nodes.length; i += CHUNK) {
+      const chunk = nodes.slice(i, i + CHUNK);
+      await sql`
+        insert into ledger_nodes (level, idx, hash)
+        select * from unnest(${chunk.map((n) => n.level)}::smallint[],
+                             ${chunk.map((n) => String(n.index))}::bigint[],
+                             ${chunk.map((n) => n.hash)}::bytea[])`.execute(trx);
+    }
+  }
+
+  /**
+   * Stored subtree hashes by `${level}:${index}`, in one round trip whatever the number of keys
+   * (an inclusion or consistency proof needs O(log n) of them): the keys go as two arrays joined
+   * against the primary key.
+   */
   async getNodes(
     keys: readonly { level: number; index: number }[],
     db: StoreDb = this.db,
   ): Promise<Map<string, Buffer>> {
     const found = new Map<string, Buffer>();
     if (keys.length === 0) return found;
-    const rows = await db
-      .selectFrom('ledger_nodes')
-      .select(['level', 'idx', 'hash'])
-      .where((eb) =>
-        eb.or(keys.map((k) => eb.and([eb('level', '=', k.level), eb('idx', '=', String(k.index))]))),
-      )
-      .execute();
+    const { rows } = await sql<{ level: number; idx: string; hash: Buffer }>`
+      select n.level, n.idx, n.hash
+      from unnest(${keys.map((k) => k.level)}::smallint[], ${keys.map((k) => String(k.index))}::bigint[])
+             as k(level, idx)
+      join ledger_nodes n on n.level = k.level and n.idx = k.idx`.execute(db);
     for (const row of rows) found.set(`${row.level}:${row.idx}`, row.hash);
     return found;
   }
 
-  async latestCheckpoint(): Promise<Checkpoint | undefined> {
-    const row = await this.db
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const [latest] = await this.listCheckpoints(1);
+    return latest;
+  }
+
+  /** The newest `limit` checkpoints, newest (largest tree) first. */
+  async listCheckpoints(limit: number): Promise<StoredCheckpoint[]> {
+    const rows = await this.db
       .selectFrom('checkpoints')
       .selectAll()
       .orderBy('tree_size', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row ? toCheckpoint(row) : undefined;
+      .limit(limit)
+      .execute();
+    return rows.map(toCheckpoint);
+  }
+
+  /** The checkpoints among `treeSizes` (absent sizes are simply missing), smallest first. */
+  async checkpointsAt(treeSizes: readonly number[]): Promise<StoredCheckpoint[]> {
+    if (treeSizes.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('checkpoints')
+      .selectAll()
+      .where(
+        'tree_size',
+        'in',
+        treeSizes.map((size) => String(size)),
+      )
+      .orderBy('tree_size', 'asc')
+      .execute();
+    return rows.map(toCheckpoint);
   }
 
   async insertCheckpoint(checkpoint: Checkpoint): Promise<void> {
@@ -224,7 +264,8 @@ function toCheckpoint(row: {
   block_hash: string;
   log_index: number;
   gas_used: string;
-}): Checkpoint {
+  anchored_at: Date;
+}): StoredCheckpoint {
   return {
     treeSize: Number(row.tree_size),
     root: row.root,
@@ -238,5 +279,6 @@ function toCheckpoint(row: {
     blockHash: row.block_hash,
     logIndex: row.log_index,
     gasUsed: Number(row.gas_used),
+    anchoredAt: row.anchored_at,
   };
 }

@@ -64,6 +64,35 @@ describe('Store on PostgreSQL', () => {
     });
   });
 
+  it('relays around a row an ingest transaction holds, without waiting for it', async () => {
+    const entry = {
+      sourceId: 'ehr',
+      method: 'POST',
+      path: '/hooks/ehr',
+      headers: {},
+      body: Buffer.from('{}'),
+      shape: 'bare-resource',
+      notificationType: 'rest-hook',
+      eventCount: 1,
+    };
+    const held = await store.inbox.insert(entry);
+    const free = await store.inbox.insert(entry);
+    await store.transaction(async (trx) => {
+      expect(await store.inbox.lockForProcessing(trx, held)).toMatchObject({ id: held });
+      // On another connection, while the row is locked: the relay must skip it, not block on it.
+      // (Were it blocked, the failed expectation rolls this transaction back and frees it.)
+      const relayed = await Promise.race([
+        store.inbox.claimForRelay(new Date(Date.now() + 1_000), 10),
+        new Promise<'blocked'>((resolve) => setTimeout(() => resolve('blocked'), 2_000).unref()),
+      ]);
+      expect(relayed).not.toBe('blocked');
+      expect(relayed).toContain(free);
+      expect(relayed).not.toContain(held);
+      await store.inbox.finish(trx, held, 'done');
+    });
+    expect(await store.inbox.claimForRelay(new Date(Date.now() + 1_000), 10)).not.toContain(held);
+  });
+
   it('numbers versions per resource without gaps under concurrent writers', async () => {
     const inboxId = await store.inbox.insert({
       sourceId: 'ehr',

@@ -3,6 +3,7 @@ import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { FhirRequestError, operationOutcome, outcomeIssue } from '@fhir-trail/fhir-mapping';
 import type { ProofBundle } from '@fhir-trail/ledger';
 import type { FastifyReply } from 'fastify';
+import { parseTreeSize } from './ledger-query';
 import { ProofsService } from './proofs.service';
 
 const SOURCE_ID = /^[A-Za-z0-9-]{1,64}$/;
@@ -33,12 +34,25 @@ export class ProofsController {
     example: 'Patient/example',
     description: '{Type}/{id} as the source names it',
   })
+  @ApiQuery({
+    name: 'consistencyFrom',
+    required: false,
+    schema: { type: 'integer', minimum: 1 },
+    description:
+      'an earlier checkpoint size (see /ledger/checkpoints): anchored bundles then carry `consistency`, the RFC 9162 ' +
+      'consistency proof from that checkpoint to their head, for `npm run verify -- FILE --checkpoint saved.json`',
+  })
   @ApiResponse({ status: 200, description: '{ source, resource, bundles: ProofBundle[] }' })
   @ApiResponse({ status: 400, description: 'missing or malformed query parameter (OperationOutcome)' })
-  @ApiResponse({ status: 404, description: 'no ledger event for that resource (OperationOutcome)' })
+  @ApiResponse({
+    status: 404,
+    description:
+      'no ledger event for that resource, or `consistencyFrom` is not a checkpoint (OperationOutcome)',
+  })
   async list(
     @Query('source') source: unknown,
     @Query('resource') resource: unknown,
+    @Query('consistencyFrom') consistencyFrom: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProofsResponse> {
     if (typeof source !== 'string' || !SOURCE_ID.test(source)) {
@@ -50,7 +64,20 @@ export class ProofsController {
         'resource',
         'query parameter `resource` is required as {Type}/{id}, e.g. Patient/example',
       );
-    const bundles = await this.proofs.forResource(source, match[1], match[2]);
+    const from = consistencyFrom === undefined ? undefined : parseTreeSize(consistencyFrom);
+    if (consistencyFrom !== undefined && from === undefined) {
+      throw new FhirRequestError(
+        400,
+        operationOutcome([
+          outcomeIssue({
+            code: 'value',
+            text: 'query parameter `consistencyFrom` must be a checkpoint tree size (a positive integer)',
+            expression: 'consistencyFrom',
+          }),
+        ]),
+      );
+    }
+    const bundles = await this.proofs.forResource(source, match[1], match[2], from);
     if (bundles.length === 0) {
       throw new FhirRequestError(
         404,

@@ -12,12 +12,26 @@ type IngestSummary = Pick<IngestResult, 'status' | 'stored' | 'deadLetters' | 'd
 };
 
 /**
+ * A job whose worker died (SIGKILL, OOM, lost host) keeps its deterministic id in BullMQ's active
+ * list, so the inbox relay cannot enqueue it again: it waits until BullMQ declares it stalled (its
+ * lock expired, seen by two stall checks). BullMQ's defaults (30 s lock, 30 s checks) left such
+ * rows unprocessed for up to a minute; these bound it to about 15 s. The lock is renewed every
+ * 5 s, and a job wrongly taken for stalled is harmless: processing is idempotent.
+ */
+const INGEST_LOCK_MS = 10_000;
+const INGEST_STALLED_CHECK_MS = 5_000;
+
+/**
  * Ingest: at-least-once delivery from BullMQ, exactly-once effect (the inbox row is locked and
  * finished in the same transaction as the versions it produces; a duplicate job finds it done).
  * Database or other transient failures throw, and BullMQ retries with backoff; after the last
  * attempt the row stays `received` and the inbox relay enqueues it again.
  */
-@Processor(QUEUES.ingest, { concurrency: 8 })
+@Processor(QUEUES.ingest, {
+  concurrency: 8,
+  lockDuration: INGEST_LOCK_MS,
+  stalledInterval: INGEST_STALLED_CHECK_MS,
+})
 export class IngestProcessor extends WorkerHost {
   private readonly logger = new Logger(IngestProcessor.name);
   private leavesSinceTrigger = 0;
