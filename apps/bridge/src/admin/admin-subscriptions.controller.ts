@@ -174,7 +174,7 @@ function subscriptionResource(
           }
         : {}),
       ...(channelExtensions.length > 0 ? { extension: channelExtensions } : {}),
-    } as Subscription['channel'],
+    },
   };
 }
 
