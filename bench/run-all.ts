@@ -1,8 +1,122 @@
-/** `npm run bench`: every benchmark, each against its baseline measured in the same run. */
-import { intakeBenchmark } from './intake.bench';
+/**
+ * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
+ * table and whether each goal is met, and records one JSON line per benchmark in
+ * bench/results/intake.json.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from './intake.bench';
 
 async function main(): Promise<void> {
-  await intakeBenchmark();
+  const started = Date.now();
+  const results = await intakeBenchmarks();
+  await mkdir(join(__dirname, 'results'), { recursive: true });
+  await writeFile(
+    join(__dirname, 'results', 'intake.json'),
+    results.map((r) => JSON.stringify(r)).join('\n') + '\n',
+  );
+  process.stdout.write(report(results, (Date.now() - started) / 1000));
+}
+
+function report(results: readonly BenchResult[], seconds: number): string {
+  const first = results[0];
+  const lines = [
+    '',
+    `intake: ${String(first?.connections)} connections, ${String(first?.durationSeconds)} s per run after a warm-up, ` +
+      `${String(first?.cores)} cores, Node ${String(first?.node)}; baseline = one INSERT of the body, same PostgreSQL, same run`,
+    '',
+    row([
+      'shape',
+      'bytes',
+      'bridge req/s',
+      'p50 ms',
+      'p99 ms',
+      'baseline req/s',
+      'ratio',
+      'CPU ms/req bridge+pg | base',
+    ]),
+  ];
+  const goals: string[] = [];
+  for (const result of results) {
+    if (result.benchmark.startsWith('intake/') && result.benchmark !== 'intake/half-rate') {
+      const bridge = result.bridge as ServerFigures;
+      const baseline = result.baseline as ServerFigures;
+      const ratio = Number(result.ratio);
+      lines.push(
+        row([
+          String(result.shape),
+          String(result.bodyBytes),
+          String(bridge.requestsPerSecond),
+          String(bridge.p50Ms),
+          String(bridge.p99Ms),
+          String(baseline.requestsPerSecond),
+          percent(ratio),
+          `${cpu(bridge)} | ${cpu(baseline)}`,
+        ]),
+      );
+      if (Number(result.resourcesPerNotification) > 1) {
+        lines.push(`  ${'└ resources/s'.padEnd(36)} ${String(result.bridgeResourcesPerSecond).padStart(12)}`);
+      }
+      if (bridge.non2xx + bridge.errors > 0) {
+        lines.push(`  ! ${bridge.non2xx} non-2xx answers and ${bridge.errors} errors from the bridge`);
+      }
+      goals.push(
+        `${met(ratio >= GOALS.minimumRatio)}  ${String(result.shape)}: bridge at ${percent(ratio)} of the baseline ` +
+          `(goal ≥ ${percent(GOALS.minimumRatio)})`,
+      );
+    } else if (result.benchmark === 'intake/half-rate') {
+      const bridge = result.bridge as ServerFigures;
+      lines.push(
+        row([
+          `half rate: ${String(result.shape)}`,
+          String(result.bodyBytes),
+          `${bridge.requestsPerSecond}/${String(result.targetRequestsPerSecond)}`,
+          String(bridge.p50Ms),
+          String(bridge.p99Ms),
+          '',
+          '',
+          cpu(bridge),
+        ]),
+      );
+      goals.push(
+        `${met(bridge.p99Ms < GOALS.halfRateP99Ms)}  p99 at half the bridge's maximum rate ` +
+          `(${String(result.targetRequestsPerSecond)} req/s offered): ${bridge.p99Ms} ms (goal < ${GOALS.halfRateP99Ms} ms)`,
+      );
+    } else if (result.benchmark === 'pipeline/backport-id-only') {
+      const intake = result.intake as ServerFigures;
+      lines.push(
+        '',
+        `pipeline, id-only events end to end (bridge + worker, the simulator as the source): ` +
+          `${String(result.eventsFinished)} of ${String(result.notificationsSent)} notifications fetched back and stored ` +
+          `in ${String(result.seconds)} s = ${String(result.eventsPerSecond)} events/s ` +
+          `(${String(result.resourcesStored)} resource versions, ${String(result.deadLetters)} dead letters, ` +
+          `${String(result.sourceReads)} reads from the source; intake meanwhile ${intake.requestsPerSecond} req/s, ` +
+          `p99 ${intake.p99Ms} ms)${result.complete ? '' : ' — INCOMPLETE: the worker did not finish in time'}`,
+      );
+    }
+  }
+  lines.push('', 'goals:', ...goals.map((g) => `  ${g}`), '', `bench took ${seconds.toFixed(0)} s`, '');
+  return lines.join('\n');
+}
+
+const WIDTHS = [38, 6, 13, 7, 7, 15, 8, 0];
+
+function row(cells: readonly string[]): string {
+  return cells.map((cell, i) => (i === 0 ? cell.padEnd(WIDTHS[i]) : cell.padStart(WIDTHS[i]))).join(' ');
+}
+
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(1)} %`;
+}
+
+function cpu(figures: ServerFigures): string {
+  return figures.cpu
+    ? `${figures.cpu.serverMsPerRequest.toFixed(2)}+${figures.cpu.postgresMsPerRequest.toFixed(2)}`
+    : 'n/a';
+}
+
+function met(ok: boolean): string {
+  return ok ? 'MET    ' : 'NOT MET';
 }
 
 main().catch((error: unknown) => {

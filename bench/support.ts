@@ -1,10 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import { Client } from 'pg';
 
 export const SERVER_URL =
   process.env.BENCH_DATABASE_SERVER_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -21,20 +24,55 @@ export async function freePort(): Promise<number> {
 
 /** A fresh database for one benchmark run; returns its URL. */
 export async function freshDatabase(name: string): Promise<string> {
-  const client = new Client({ connectionString: SERVER_URL });
-  await client.connect();
-  try {
-    await client.query(`drop database if exists ${name} with (force)`);
-    await client.query(`create database ${name}`);
-  } finally {
-    await client.end();
-  }
+  await adminQuery(`drop database if exists ${name} with (force)`);
+  await adminQuery(`create database ${name}`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   return url.toString();
 }
 
-/** Starts a child process and resolves once `ready(url)` answers true. */
+export async function dropDatabase(name: string): Promise<void> {
+  await adminQuery(`drop database if exists ${name} with (force)`);
+}
+
+async function adminQuery(statement: string): Promise<void> {
+  const client = new Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs one query against `url` and returns its rows. */
+export async function query<T>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes every Redis key under a BullMQ prefix (the jobs a benchmark left behind). */
+export async function deleteRedisPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Starts a child process and resolves once `ready()` answers true. */
 export async function startProcess(
   command: string,
   args: readonly string[],
@@ -42,7 +80,10 @@ export async function startProcess(
   ready: () => Promise<boolean>,
   timeoutMs = 60_000,
 ): Promise<ChildProcess> {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(command, args, {
+    env,
+    stdio: ['ignore', process.env.BENCH_CHILD_OUTPUT ? 'inherit' : 'ignore', 'inherit'],
+  });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`);
@@ -71,23 +112,38 @@ export interface LoadFigures {
   readonly requests: number;
 }
 
-/** Runs autocannon against one endpoint and returns its figures. */
+/**
+ * Runs autocannon against one endpoint and returns its figures. `bodies` sends each body once, in
+ * turn (`amount` = how many; the run ends when all are answered); otherwise `body` for `durationSeconds`.
+ */
 export async function load(options: {
   url: string;
-  body: Buffer;
+  body?: Buffer;
+  bodies?: readonly Buffer[];
   headers: Record<string, string>;
   connections: number;
-  durationSeconds: number;
+  durationSeconds?: number;
   overallRate?: number;
 }): Promise<LoadFigures> {
+  const bodies = options.bodies;
+  let next = 0;
   const result = await autocannon({
     url: options.url,
     method: 'POST',
-    body: options.body,
     headers: options.headers,
     connections: options.connections,
-    duration: options.durationSeconds,
     overallRate: options.overallRate,
+    ...(bodies
+      ? {
+          amount: bodies.length,
+          requests: [
+            {
+              method: 'POST',
+              setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length] }),
+            },
+          ],
+        }
+      : { body: options.body, duration: options.durationSeconds }),
   });
   return {
     requestsPerSecond: Math.round(result.requests.average),
@@ -96,5 +152,66 @@ export async function load(options: {
     non2xx: result.non2xx,
     errors: result.errors,
     requests: result.requests.total,
+  };
+}
+
+// ------------------------------------------------------------------------------------ CPU use
+
+/** user + system CPU of one process (all its threads) in ms; 0 once it has gone. */
+async function processCpuMs(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on (sysconf is not reachable from Node). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** The PostgreSQL backends serving `database` (the app's pool), by pid. */
+async function backendPids(databaseUrl: string): Promise<number[]> {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const rows = await query<{ pid: number }>(
+    SERVER_URL,
+    'select pid from pg_stat_activity where datname = $1',
+    [name],
+  );
+  return rows.map((r) => r.pid);
+}
+
+/** CPU spent per request by the server process and by its PostgreSQL backends, in ms. */
+export interface CpuFigures {
+  readonly serverMsPerRequest: number;
+  readonly postgresMsPerRequest: number;
+}
+
+/**
+ * Measures the CPU a server process and the PostgreSQL backends of its database use during
+ * `work` (Linux /proc; all threads, user + system). Backends that come and go during the run are
+ * counted for the part of it they lived through. Returns undefined where /proc is not there.
+ */
+export async function withCpu<T extends { requests: number }>(
+  serverPid: number | undefined,
+  databaseUrl: string,
+  work: () => Promise<T>,
+): Promise<{ figures: T; cpu?: CpuFigures }> {
+  if (serverPid === undefined || process.platform !== 'linux') return { figures: await work() };
+  const before = new Map<number, number>();
+  for (const pid of await backendPids(databaseUrl)) before.set(pid, await processCpuMs(pid));
+  const serverBefore = await processCpuMs(serverPid);
+  const figures = await work();
+  const serverAfter = await processCpuMs(serverPid);
+  let postgres = 0;
+  for (const pid of new Set([...before.keys(), ...(await backendPids(databaseUrl))])) {
+    const after = await processCpuMs(pid);
+    if (after > 0) postgres += after - (before.get(pid) ?? 0);
+  }
+  const per = (ms: number) => Number((ms / Math.max(1, figures.requests)).toFixed(3));
+  return {
+    figures,
+    cpu: { serverMsPerRequest: per(serverAfter - serverBefore), postgresMsPerRequest: per(postgres) },
   };
 }

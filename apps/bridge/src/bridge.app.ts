@@ -7,13 +7,17 @@ import { createAppLogger } from '@fhir-trail/runtime';
 import { registerAdminKey } from './admin/admin-keys.service';
 import { BridgeModule } from './bridge.module';
 import { OperationOutcomeFilter } from './fhir/operation-outcome.filter';
+import { serveHookFastPath } from './notifications/hook-route';
+import { NotificationsService } from './notifications/notifications.service';
 import { registerSources } from './notifications/sources.service';
 
 /**
  * Builds the bridge (not yet listening). Bodies of every content type arrive as raw bytes, so the
  * intake can check the media type itself, verify signatures over the exact bytes, and store them
  * unchanged; Fastify enforces the size limit (413) before any byte is buffered past it, and Nest
- * hands its errors to the same OperationOutcome filter as everything else.
+ * hands its errors to the same OperationOutcome filter as everything else. `POST /hooks/{sourceId}`,
+ * the intake's hot path, runs as a plain Fastify handler (see hook-route.ts); every other route,
+ * and every error, goes through Nest.
  */
 export async function createBridgeApp(
   config: AppConfig,
@@ -32,6 +36,8 @@ export async function createBridgeApp(
     abortOnError: false,
   });
   app.useGlobalFilters(new OperationOutcomeFilter());
+  // Before init: Nest registers its routes in init(), and the hot one gets the plain Fastify handler.
+  serveHookFastPath(fastify, app.get(NotificationsService));
   new Logger('Bridge').log({ msg: 'sources registered', count: sources });
   app.enableShutdownHooks();
 

@@ -73,6 +73,8 @@ export class NotificationsController {
     description: 'not JSON or not a notification; kept as a dead letter',
     schema: OUTCOME_SCHEMA,
   })
+  // In the running bridge this route's handler is the plain Fastify one of hook-route.ts (the same
+  // service call and answer, without Nest's per-request pipeline); this method documents the route.
   async post(
     @Param('sourceId') sourceId: string,
     @Req() request: FastifyRequest,
@@ -114,7 +116,8 @@ export class NotificationsController {
   }
 }
 
-function hookRequest(
+/** What the service needs of one request on a hook route (shared with the fast path, hook-route.ts). */
+export function hookRequest(
   request: FastifyRequest,
   sourceId: string,
   method: HookRequest['method'],
@@ -142,8 +145,14 @@ function pathResource(resourceType: string, id: string): HookRequest['pathResour
   return { resourceType, id };
 }
 
-function acceptedOutcome({ inboxId, notification }: AcceptedNotification): OperationOutcome {
-  const events = notification.events.length;
+/** The 200 answer: the inbox id, what was accepted, and any tolerated departure from the specs. */
+export function acceptedOutcome({
+  inboxId,
+  shape,
+  notificationType,
+  eventCount: events,
+  warnings,
+}: AcceptedNotification): OperationOutcome {
   return {
     resourceType: 'OperationOutcome',
     id: inboxId,
@@ -152,10 +161,10 @@ function acceptedOutcome({ inboxId, notification }: AcceptedNotification): Opera
         severity: 'information',
         code: 'informational',
         details: {
-          text: `accepted ${notification.notificationType} (${notification.shape}, ${events} event${events === 1 ? '' : 's'})`,
+          text: `accepted ${notificationType} (${shape}, ${events} event${events === 1 ? '' : 's'})`,
         },
       },
-      ...notification.warnings,
+      ...warnings,
     ],
   };
 }

@@ -73,6 +73,15 @@ export class SourcesService {
     return intake;
   }
 
+  /**
+   * The source with this id if a lookup within the cache period found it, without waiting for
+   * anything; undefined otherwise (then ask `find`).
+   */
+  cached(id: string): IntakeSource | undefined {
+    const hit = this.cache.get(id);
+    return hit && Date.now() - hit.at < CACHE_MS ? hit.intake : undefined;
+  }
+
   /** Forgets a cached source after the admin API changed it (this replica sees it at once). */
   evict(id: string): void {
     this.cache.delete(id);
