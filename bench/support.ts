@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
@@ -152,6 +153,96 @@ export async function load(options: {
     non2xx: result.non2xx,
     errors: result.errors,
     requests: result.requests.total,
+  };
+}
+
+export interface PacedFigures extends LoadFigures {
+  readonly offeredRate: number;
+  readonly p90Ms: number;
+  readonly maxMs: number;
+  /** How late the generator sent requests (p99), ms: the machine's share, not the server's. */
+  readonly lagP99Ms: number;
+}
+
+/**
+ * Open-loop load at a steady rate: request i is due at start + i/rate and is sent then, on one of
+ * `connections` keep-alive connections (queued until one is free), whether or not earlier ones were
+ * answered. Latency counts from when the request was handed to the HTTP client, so time spent
+ * queued behind busy connections (a slow server) counts, while the load generator's own lateness
+ * (it shares the CPUs; its timers can fire late) does not — that is reported apart, as `lagP99Ms`.
+ * (autocannon's `overallRate` instead lets each connection fire its whole per-second quota back to
+ * back at the top of each second, and corrects for coordinated omission with an expected interval
+ * of ceil(1/rate) = 1 ms, which records one 50 ms answer as 50 answers of 50, 49, ... 1 ms.)
+ */
+export async function paced(options: {
+  url: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  connections: number;
+  durationSeconds: number;
+  rate: number;
+}): Promise<PacedFigures> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+  const total = Math.max(1, Math.round(options.rate * options.durationSeconds));
+  const interval = 1000 / options.rate;
+  const latencies: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  const lags: number[] = [];
+  const send = (sentAt: number) =>
+    new Promise<void>((resolve) => {
+      const req = httpRequest(
+        options.url,
+        {
+          method: 'POST',
+          agent,
+          headers: { ...options.headers, 'content-length': String(options.body.length) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            latencies.push(performance.now() - sentAt);
+            if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) non2xx += 1;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        errors += 1;
+        resolve();
+      });
+      req.end(options.body);
+    });
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const now = performance.now();
+    while (sent < total && start + sent * interval <= now) {
+      lags.push(now - (start + sent * interval));
+      pending.push(send(now));
+      sent += 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  lags.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  return {
+    offeredRate: options.rate,
+    requestsPerSecond: Math.round(latencies.length / elapsed),
+    p50Ms: at(0.5),
+    p90Ms: at(0.9),
+    p99Ms: at(0.99),
+    maxMs: Math.round(latencies.at(-1) ?? 0),
+    lagP99Ms: Math.round(lags[Math.floor(0.99 * lags.length)] ?? 0),
+    non2xx,
+    errors,
+    requests: latencies.length,
   };
 }
 
