@@ -4,10 +4,8 @@ import type { AppConfig } from '@fhir-trail/config';
 import { ANCHOR_SCHEDULER_ID, type AnchorJob, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG } from '@fhir-trail/runtime';
 import type { Job, Queue } from 'bullmq';
+import { keepJobScheduler } from '../scheduling/job-scheduler-keeper';
 import { type AnchoredBatch, LedgerAnchorService } from './ledger-anchor.service';
-
-/** How often the periodic anchor schedule is re-asserted in Redis. */
-const SCHEDULER_KEEPER_MS = 10_000;
 
 /**
  * Anchor: runs every LEDGER_BATCH_INTERVAL_MS (a BullMQ job scheduler, one per deployment) and when
@@ -18,7 +16,7 @@ const SCHEDULER_KEEPER_MS = 10_000;
 @Processor(QUEUES.anchor, { concurrency: 1 })
 export class AnchorProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AnchorProcessor.name);
-  private keeper?: NodeJS.Timeout;
+  private stopKeeper?: () => void;
 
   constructor(
     private readonly anchorService: LedgerAnchorService,
@@ -29,26 +27,17 @@ export class AnchorProcessor extends WorkerHost implements OnApplicationBootstra
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.ensureScheduler();
-    // Redis keeps nothing on disk: after a Redis restart or flush the scheduler is gone, so it is
-    // re-asserted periodically (upsert is idempotent).
-    this.keeper = setInterval(() => {
-      this.ensureScheduler().catch((error: unknown) =>
-        this.logger.warn({ msg: 'could not re-assert the anchor schedule', error: String(error) }),
-      );
-    }, SCHEDULER_KEEPER_MS);
+    this.stopKeeper = await keepJobScheduler(
+      this.anchorQueue,
+      ANCHOR_SCHEDULER_ID,
+      this.config.ledger.batchIntervalMs,
+      { name: 'anchor', data: { trigger: 'interval' } },
+      this.logger,
+    );
   }
 
   onApplicationShutdown(): void {
-    clearInterval(this.keeper);
-  }
-
-  private async ensureScheduler(): Promise<void> {
-    await this.anchorQueue.upsertJobScheduler(
-      ANCHOR_SCHEDULER_ID,
-      { every: this.config.ledger.batchIntervalMs },
-      { name: 'anchor', data: { trigger: 'interval' }, opts: { removeOnComplete: true, removeOnFail: true } },
-    );
+    this.stopKeeper?.();
   }
 
   async process(job: Job<AnchorJob>): Promise<{ treeSize: number; leaves: number } | null> {

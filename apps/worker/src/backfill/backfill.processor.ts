@@ -4,10 +4,8 @@ import type { AppConfig } from '@fhir-trail/config';
 import { BACKFILL_SWEEP_SCHEDULER_ID, type BackfillJob, gapJobId, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG } from '@fhir-trail/runtime';
 import type { Job, Queue } from 'bullmq';
+import { keepJobScheduler } from '../scheduling/job-scheduler-keeper';
 import { type GapOutcome, SubscriptionRecoveryService } from './subscription-recovery.service';
-
-/** How often the periodic anchor schedule is re-asserted in Redis (it keeps nothing on disk). */
-const SCHEDULER_KEEPER_MS = 10_000;
 
 /**
  * Backfill: gap repairs (each delayed by the grace period after the gap was seen, so late
@@ -19,7 +17,7 @@ const SCHEDULER_KEEPER_MS = 10_000;
 @Processor(QUEUES.backfill, { concurrency: 2 })
 export class BackfillProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BackfillProcessor.name);
-  private keeper?: NodeJS.Timeout;
+  private stopKeeper?: () => void;
 
   constructor(
     private readonly recovery: SubscriptionRecoveryService,
@@ -30,16 +28,17 @@ export class BackfillProcessor extends WorkerHost implements OnApplicationBootst
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.ensureSchedule();
-    this.keeper = setInterval(() => {
-      this.ensureSchedule().catch((error: unknown) =>
-        this.logger.warn({ msg: 'could not re-assert the recovery sweep', error: String(error) }),
-      );
-    }, SCHEDULER_KEEPER_MS);
+    this.stopKeeper = await keepJobScheduler(
+      this.queue,
+      BACKFILL_SWEEP_SCHEDULER_ID,
+      this.config.recoverySweepIntervalMs,
+      { name: 'sweep', data: { kind: 'sweep' } },
+      this.logger,
+    );
   }
 
   onApplicationShutdown(): void {
-    clearInterval(this.keeper);
+    this.stopKeeper?.();
   }
 
   /** Queues the repair of a gap once the grace period has passed. */
@@ -68,13 +67,5 @@ export class BackfillProcessor extends WorkerHost implements OnApplicationBootst
     const due = gaps.filter((g) => Date.now() - g.detectedAt.getTime() > this.config.gapGraceMs);
     for (const gap of due) await this.scheduleGap(gap.id);
     return this.recovery.checkSilentSubscriptions();
-  }
-
-  private async ensureSchedule(): Promise<void> {
-    await this.queue.upsertJobScheduler(
-      BACKFILL_SWEEP_SCHEDULER_ID,
-      { every: this.config.recoverySweepIntervalMs },
-      { name: 'sweep', data: { kind: 'sweep' }, opts: { removeOnComplete: true, removeOnFail: true } },
-    );
   }
 }
