@@ -103,7 +103,7 @@ export async function ledgerBenchmark(): Promise<Record<string, unknown>> {
       masterKey: config.ledger.masterKey,
       migrate: true,
     });
-    ledger = await openLedgerConnection(config); // starts anvil under dataDir and deploys the contract
+    ledger = await openLedgerConnection(config, { outbox: store.anchorOutbox }); // starts anvil under dataDir and deploys the contract
     const anchorer = new LedgerAnchorService(config, store, ledger);
 
     // 1. The 10^6-leaf tree: in memory, then its nodes bulk-loaded into PostgreSQL as the sequencer

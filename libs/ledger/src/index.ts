@@ -96,11 +96,18 @@ export {
   type AnchorHeadRequest,
   type AnchorReceipt,
   type HashInput,
+  type ResumedAnchor,
   type TreeHead,
   AnchorClient,
   decodeRevert,
   isAnchoredLog,
 } from './anchor-client';
+export {
+  type AnchorOutbox,
+  type OutboxStatus,
+  type OutboxTransaction,
+  InMemoryAnchorOutbox,
+} from './anchor-outbox';
 
 // Offline verification
 export {
