@@ -33,7 +33,7 @@ export {
   rootFromFrontier,
   treeRoot,
 } from './merkle-log';
-export { verifyConsistency, verifyInclusion } from './merkle-proof';
+export { rootFromInclusionPath, verifyConsistency, verifyInclusion } from './merkle-proof';
 export { InMemoryMerkleLog } from './in-memory-merkle-log';
 
 // Event records and proof bundles
@@ -55,6 +55,13 @@ export {
   isAnchoredProofBundle,
   parseProofBundle,
 } from './proof-bundle';
+export {
+  type CompactProofBundle,
+  COMPACT_PROOF_BUNDLE_FORMAT,
+  compactProofBundle,
+  expandProofBundle,
+  isCompactProofBundle,
+} from './proof-bundle-compact';
 export {
   CHECKPOINT_FORMAT,
   type AnchoredCheckpoint,
