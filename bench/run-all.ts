@@ -1,22 +1,39 @@
 /**
  * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
- * table and whether each goal is met, and records one JSON line per benchmark in
- * bench/results/intake.json.
+ * table and whether each goal is met, and records the figures in bench/results/intake.json (one
+ * JSON line per benchmark) and bench/results/ledger.json. `npm run bench -- ledger` (or `intake`)
+ * runs one of them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from './intake.bench';
+import { ledgerBenchmark } from './ledger.bench';
 import type { PacedFigures } from './support';
 
+const BENCHMARKS = ['intake', 'ledger'] as const;
+
 async function main(): Promise<void> {
-  const started = Date.now();
-  const results = await intakeBenchmarks();
-  await mkdir(join(__dirname, 'results'), { recursive: true });
-  await writeFile(
-    join(__dirname, 'results', 'intake.json'),
-    results.map((r) => JSON.stringify(r)).join('\n') + '\n',
-  );
-  process.stdout.write(report(results, (Date.now() - started) / 1000));
+  const asked = process.argv.slice(2);
+  const unknown = asked.filter((name) => !(BENCHMARKS as readonly string[]).includes(name));
+  if (unknown.length > 0)
+    throw new Error(`unknown benchmark ${unknown.join(', ')}: choose from ${BENCHMARKS.join(', ')}`);
+  const run = (name: (typeof BENCHMARKS)[number]): boolean => asked.length === 0 || asked.includes(name);
+  if (run('intake')) {
+    const started = Date.now();
+    const results = await intakeBenchmarks();
+    await mkdir(join(__dirname, 'results'), { recursive: true });
+    await writeFile(
+      join(__dirname, 'results', 'intake.json'),
+      results.map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
+    process.stdout.write(report(results, (Date.now() - started) / 1000));
+  }
+  if (run('ledger')) {
+    // Prints its own tables (per-event baseline beside batches of 100, 1,000 and 10,000; proofs at
+    // 10^6 leaves; bundle size) and writes bench/results/ledger.json.
+    process.stdout.write('\n');
+    await ledgerBenchmark();
+  }
 }
 
 function report(results: readonly BenchResult[], seconds: number): string {
