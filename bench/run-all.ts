@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
  * table and whether each goal is met, and records the figures in bench/results/intake.json (one
- * JSON line per benchmark) and bench/results/ledger.json. `npm run bench -- ledger` (or `intake`)
+ * JSON line per benchmark) and bench/results/ledger.json. BENCH_ONLY=ledger (or intake, pipeline)
  * runs one of them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,14 +10,14 @@ import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from '.
 import { ledgerBenchmark } from './ledger.bench';
 import type { PacedFigures } from './support';
 
-const BENCHMARKS = ['intake', 'ledger'] as const;
-
 async function main(): Promise<void> {
-  const asked = process.argv.slice(2);
-  const unknown = asked.filter((name) => !(BENCHMARKS as readonly string[]).includes(name));
-  if (unknown.length > 0)
-    throw new Error(`unknown benchmark ${unknown.join(', ')}: choose from ${BENCHMARKS.join(', ')}`);
-  const run = (name: (typeof BENCHMARKS)[number]): boolean => asked.length === 0 || asked.includes(name);
+  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark) or BENCH_ONLY=ledger runs just that.
+  const only = process.env.BENCH_ONLY;
+  if (only !== undefined && !['intake', 'pipeline', 'ledger'].includes(only)) {
+    throw new Error(`BENCH_ONLY=${only}: choose intake, pipeline or ledger`);
+  }
+  const run = (name: 'intake' | 'ledger'): boolean =>
+    only === undefined || (name === 'ledger' ? only === 'ledger' : only !== 'ledger');
   if (run('intake')) {
     const started = Date.now();
     const results = await intakeBenchmarks();
