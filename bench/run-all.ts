@@ -1,22 +1,39 @@
 /**
  * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
- * table and whether each goal is met, and records one JSON line per benchmark in
- * bench/results/intake.json.
+ * table and whether each goal is met, and records the figures in bench/results/intake.json (one
+ * JSON line per benchmark) and bench/results/ledger.json. BENCH_ONLY=ledger (or intake, pipeline)
+ * runs one of them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from './intake.bench';
+import { ledgerBenchmark } from './ledger.bench';
 import type { PacedFigures } from './support';
 
 async function main(): Promise<void> {
-  const started = Date.now();
-  const results = await intakeBenchmarks();
-  await mkdir(join(__dirname, 'results'), { recursive: true });
-  await writeFile(
-    join(__dirname, 'results', 'intake.json'),
-    results.map((r) => JSON.stringify(r)).join('\n') + '\n',
-  );
-  process.stdout.write(report(results, (Date.now() - started) / 1000));
+  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark) or BENCH_ONLY=ledger runs just that.
+  const only = process.env.BENCH_ONLY;
+  if (only !== undefined && !['intake', 'pipeline', 'ledger'].includes(only)) {
+    throw new Error(`BENCH_ONLY=${only}: choose intake, pipeline or ledger`);
+  }
+  const run = (name: 'intake' | 'ledger'): boolean =>
+    only === undefined || (name === 'ledger' ? only === 'ledger' : only !== 'ledger');
+  if (run('intake')) {
+    const started = Date.now();
+    const results = await intakeBenchmarks();
+    await mkdir(join(__dirname, 'results'), { recursive: true });
+    await writeFile(
+      join(__dirname, 'results', 'intake.json'),
+      results.map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
+    process.stdout.write(report(results, (Date.now() - started) / 1000));
+  }
+  if (run('ledger')) {
+    // Prints its own tables (per-event baseline beside batches of 100, 1,000 and 10,000; proofs at
+    // 10^6 leaves; bundle size) and writes bench/results/ledger.json.
+    process.stdout.write('\n');
+    await ledgerBenchmark();
+  }
 }
 
 function report(results: readonly BenchResult[], seconds: number): string {

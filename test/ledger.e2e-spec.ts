@@ -6,10 +6,12 @@ import { promisify } from 'node:util';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import {
   type AnchoredCheckpoint,
+  type CompactProofBundle,
   type ConsistencyProofDocument,
   type ProofBundle,
   anchorContractInterface,
   createProvider,
+  expandProofBundle,
   fromHashHex,
   verifyCheckpoint,
   verifyConsistency,
@@ -236,6 +238,31 @@ describe('ledger checkpoints and consistency proofs, on PostgreSQL and the embed
     const { bundles } = (await response.json()) as { bundles: ProofBundle[] };
     expect(bundles[0].consistency).toMatchObject({ fromSize: history[0].treeSize, toSize: newest });
   });
+
+  it('serves compact bundles with encoding=compact: the same proofs, under 1.5 KB, verified on chain; refuses another encoding', async () => {
+    const url = (encoding: string) =>
+      `${base}/ledger/proofs?source=demo&resource=Patient/ledger-2-1&encoding=${encoding}`;
+    const [plain, compact] = await Promise.all(
+      ['json', 'compact'].map(async (encoding) => {
+        const response = await fetch(url(encoding));
+        expect(response.status).toBe(200);
+        return ((await response.json()) as { bundles: unknown[] }).bundles;
+      }),
+    );
+    expect(compact).toHaveLength(plain.length);
+    expect(compact.map((b) => expandProofBundle(b))).toEqual(plain);
+    for (const bundle of compact as CompactProofBundle[]) {
+      expect(bundle.f).toBe('fhir-trail/proof-bundle@2');
+      expect(Buffer.byteLength(JSON.stringify(bundle))).toBeLessThan(1_536);
+    }
+    const file = join(dir, 'compact.json');
+    await writeFile(file, JSON.stringify({ bundles: compact }));
+    expect(await runVerify([file, '--rpc', ledger.rpcUrl])).toMatchObject({ code: 0 });
+
+    const refused = await fetch(url('cbor'));
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as OperationOutcome).issue?.[0].expression).toEqual(['encoding']);
+  }, 60_000);
 
   it('verify --checkpoint: checks an earlier saved head against a later bundle, and fails on a tampered root', async () => {
     const earlier = history[1]; // not the first head: its predecessor is a real one

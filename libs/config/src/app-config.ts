@@ -84,6 +84,23 @@ export const configSchema = z.object({
   LEDGER_EMBEDDED_PORT: port.default(8545).describe('port of the embedded dev chain'),
   LEDGER_BATCH_SIZE: positiveInt.default(100).describe('a batch closes at this many ledger leaves...'),
   LEDGER_BATCH_INTERVAL_MS: positiveInt.default(2000).describe('...or after this many ms, whichever first'),
+  LEDGER_FINALITY_DEPTH: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      'blocks on top of an anchor before its checkpoint is recorded: 0 for QBFT and the dev chain, e.g. 12 on a public chain',
+    ),
+  LEDGER_RECEIPT_TIMEOUT_MS: positiveInt
+    .default(120_000)
+    .describe('an anchor run stops waiting for a receipt after this long (the tx stays in the outbox)'),
+  LEDGER_RESEND_AFTER_MS: positiveInt
+    .default(15_000)
+    .describe('re-send the signed anchor tx unchanged when it has no receipt after this long'),
+  LEDGER_REPLACE_AFTER_MS: positiveInt
+    .default(60_000)
+    .describe('replace a stuck anchor tx with a fee-bumped one (same nonce) after this long'),
   LEDGER_MASTER_KEY: optionalString
     .pipe(hex32.optional())
     .describe(
@@ -141,6 +158,10 @@ export interface AppConfig {
     readonly embeddedPort: number;
     readonly batchSize: number;
     readonly batchIntervalMs: number;
+    readonly finalityDepth: number;
+    readonly receiptTimeoutMs: number;
+    readonly resendAfterMs: number;
+    readonly replaceAfterMs: number;
     readonly masterKey: Buffer;
     readonly masterKeyIsDefault: boolean;
   };
@@ -204,6 +225,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       embeddedPort: raw.LEDGER_EMBEDDED_PORT,
       batchSize: raw.LEDGER_BATCH_SIZE,
       batchIntervalMs: raw.LEDGER_BATCH_INTERVAL_MS,
+      finalityDepth: raw.LEDGER_FINALITY_DEPTH,
+      receiptTimeoutMs: raw.LEDGER_RECEIPT_TIMEOUT_MS,
+      resendAfterMs: raw.LEDGER_RESEND_AFTER_MS,
+      replaceAfterMs: raw.LEDGER_REPLACE_AFTER_MS,
       masterKey: Buffer.from((raw.LEDGER_MASTER_KEY ?? DEV_MASTER_KEY_HEX).replace(/^0x/, ''), 'hex'),
       masterKeyIsDefault,
     },

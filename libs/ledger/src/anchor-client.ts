@@ -3,6 +3,7 @@ import {
   type Provider,
   type Signer,
   type TransactionReceipt,
+  Transaction,
   Wallet,
   ZeroHash,
   getAddress,
@@ -14,7 +15,9 @@ import {
 import { ANCHORED_EVENT_TOPIC, anchorContractInterface } from './anchor-contract';
 import { LedgerError, toLedgerError } from './ledger-error';
 import { EMPTY_TREE_ROOT_HEX } from './merkle-hash';
-import { sendRawTransaction } from './transaction-sender';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type AnchorOutbox, InMemoryAnchorOutbox, type OutboxTransaction } from './anchor-outbox';
+import { type TransactionFees, bumpedFees, currentFees, signCall } from './transaction-sender';
 
 /** A 32-byte hash: `0x`-hex or bytes. */
 export type HashInput = string | Uint8Array;
@@ -51,6 +54,9 @@ export interface AnchorReceipt {
   readonly gasUsed: number;
   /** True when the head was already on chain (an earlier attempt landed) and nothing was sent. */
   readonly recovered: boolean;
+  /** What the `Anchored` event says: the size of the head it extends, and the manifest hash (`0x` hex). */
+  readonly previousSize: number;
+  readonly manifestHash: string;
 }
 
 export interface AnchorClientOptions {
@@ -62,11 +68,33 @@ export interface AnchorClientOptions {
   /** Fixed gas limit of `anchor()` (default 150,000). */
   readonly gasLimit?: bigint;
   readonly receiptPollIntervalMs?: number;
+  /** Give up waiting (retryable `RECEIPT_TIMEOUT`; the transaction stays in the outbox) after this long. */
   readonly receiptTimeoutMs?: number;
-  /** Blocks on top of (and including) the anchor's block before `anchorHead` returns; 1 = mined. */
-  readonly confirmations?: number;
+  /**
+   * Blocks required on top of the anchor's block before it counts: 0 = mined (QBFT and anvil
+   * blocks are final at once), a few blocks on chains that can reorganise. Default 0.
+   */
+  readonly finalityDepth?: number;
+  /** Re-broadcast a transaction unchanged when it has no receipt after this long (default 15 s). */
+  readonly resendAfterMs?: number;
+  /** Replace a transaction with a fee-bumped copy (same nonce) when it is stuck this long (default 60 s). */
+  readonly replaceAfterMs?: number;
+  /** Where signed transactions are kept until settled; default in memory (the worker passes PostgreSQL). */
+  readonly outbox?: AnchorOutbox;
   /** First block to search for earlier `Anchored` logs (the deployment block); default 0. */
   readonly fromBlock?: number;
+}
+
+/** An anchor transaction from the outbox that landed: the head it published, and where. */
+export interface ResumedAnchor {
+  readonly head: {
+    readonly treeSize: number;
+    readonly root: string;
+    readonly previousSize: number;
+    readonly previousRoot: string;
+    readonly manifestHash: string;
+  };
+  readonly receipt: AnchorReceipt;
 }
 
 /**
@@ -77,11 +105,21 @@ const DEFAULT_ANCHOR_GAS_LIMIT = 150_000n;
 /** Automine (anvil) and QBFT (Besu, ~1-2 s blocks) answer quickly; poll often, give up after 2 min. */
 const DEFAULT_RECEIPT_POLL_MS = 25;
 const DEFAULT_RECEIPT_TIMEOUT_MS = 120_000;
+/**
+ * A node may lose a pending transaction (restart, mempool eviction): re-broadcasting the same bytes
+ * is harmless (same hash), so do it well before a block time multiple on public chains (~12 s).
+ */
+const DEFAULT_RESEND_AFTER_MS = 15_000;
+/** Several public-chain blocks without inclusion means the fee is too low: replace with a higher one. */
+const DEFAULT_REPLACE_AFTER_MS = 60_000;
 
 /**
  * Publishes tree heads on the FhirTrailAnchor contract. Anchors from one client are serialised
- * (one writer per signing key); each is idempotent: if the requested head is already the
- * contract's head, the earlier `Anchored` event is returned instead of sending again.
+ * (one writer per signing key: the worker also holds a Redis lock per key). Every transaction is
+ * signed locally with an explicit nonce, gas limit and fees, written to the outbox before it is
+ * broadcast, re-sent unchanged while it has no receipt, replaced with higher fees (same nonce)
+ * when stuck, and followed to the configured finality depth. Idempotent: a head that an outboxed
+ * transaction or an earlier run already anchored is returned (`recovered: true`), never sent again.
  */
 export class AnchorClient {
   /** EIP-55 address of the contract. */
@@ -89,8 +127,16 @@ export class AnchorClient {
   private readonly provider: Provider;
   private readonly signer: Signer;
   private readonly gasLimit: bigint;
-  private readonly polling: { pollIntervalMs: number; timeoutMs: number; confirmations: number };
+  private readonly outbox: AnchorOutbox;
+  private readonly timing: {
+    pollIntervalMs: number;
+    timeoutMs: number;
+    confirmations: number;
+    resendAfterMs: number;
+    replaceAfterMs: number;
+  };
   private readonly fromBlock: number;
+  private identity?: Promise<{ chainId: bigint; signer: string }>;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: AnchorClientOptions) {
@@ -102,14 +148,26 @@ export class AnchorClient {
     } else {
       throw new LedgerError('INVALID_ARGUMENT', 'AnchorClient needs a signer or a privateKey');
     }
+    const finalityDepth = options.finalityDepth ?? 0;
+    if (!Number.isSafeInteger(finalityDepth) || finalityDepth < 0) {
+      throw new LedgerError('INVALID_ARGUMENT', 'finalityDepth must be a non-negative integer');
+    }
     this.contractAddress = getAddress(options.contractAddress);
     this.gasLimit = options.gasLimit ?? DEFAULT_ANCHOR_GAS_LIMIT;
-    this.polling = {
+    this.outbox = options.outbox ?? new InMemoryAnchorOutbox();
+    this.timing = {
       pollIntervalMs: options.receiptPollIntervalMs ?? DEFAULT_RECEIPT_POLL_MS,
       timeoutMs: options.receiptTimeoutMs ?? DEFAULT_RECEIPT_TIMEOUT_MS,
-      confirmations: options.confirmations ?? 1,
+      confirmations: finalityDepth + 1,
+      resendAfterMs: options.resendAfterMs ?? DEFAULT_RESEND_AFTER_MS,
+      replaceAfterMs: options.replaceAfterMs ?? DEFAULT_REPLACE_AFTER_MS,
     };
     this.fromBlock = options.fromBlock ?? 0;
+  }
+
+  /** Blocks required on top of an anchor's block. */
+  get finalityDepth(): number {
+    return this.timing.confirmations - 1;
   }
 
   /** The contract's current head, both values read at the same block. */
@@ -128,14 +186,28 @@ export class AnchorClient {
 
   /**
    * Publishes `request.treeSize`/`request.root` as the new head, extending the previous head.
-   * Sends one transaction (explicit nonce, fixed gas, raw send, receipt polling) unless the head is
-   * already on chain, in which case the earlier anchor is returned (`recovered: true`).
+   * First settles whatever the outbox holds for this key (see {@link resume}); then, unless the
+   * head is already on chain (`recovered: true`), sends one transaction and follows it.
    * Throws {@link LedgerError}: `ANCHOR_REJECTED` (the contract refuses: `details.revert` is
    * `HeadDoesNotExtend`, `PreviousHeadMismatch`, `EmptyRoot`, `EnforcedPause` or
    * `AccessControlUnauthorizedAccount`), retryable `CHAIN_UNAVAILABLE`/`RECEIPT_TIMEOUT`/`NONCE_CONFLICT`.
    */
   anchorHead(request: AnchorHeadRequest): Promise<AnchorReceipt> {
-    const run = this.queue.then(() => this.anchorOnce(request));
+    return this.serialised(() => this.anchorOnce(request));
+  }
+
+  /**
+   * Follows every transaction the outbox still holds for this key (after a timeout, a crash or a
+   * restart): re-sends it unchanged, replaces it with higher fees when stuck, and settles it as
+   * mined, failed or replaced. Returns the anchors among them that landed, so the caller can
+   * record their checkpoints. Call it before reading the chain's head to build the next request.
+   */
+  resume(): Promise<readonly ResumedAnchor[]> {
+    return this.serialised(() => this.settleOutbox());
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -183,7 +255,13 @@ export class AnchorClient {
       previousRoot = ZeroHash; // the contract's genesis head is (0, 0x00…00)
     }
 
-    // An earlier attempt may have landed without us seeing its receipt (timeout, crash): never anchor twice.
+    // An earlier attempt may have been sent without us seeing its receipt (timeout, crash, chain
+    // down): follow it first, and never anchor twice.
+    const resumed = await this.settleOutbox();
+    const landed = resumed.find((r) => r.head.treeSize === request.treeSize && r.head.root === newRoot);
+    if (landed !== undefined) {
+      return landed.receipt;
+    }
     const head = await this.currentHead();
     if (head.treeSize === request.treeSize && head.root === newRoot) {
       return this.recover(request.treeSize, newRoot);
@@ -197,16 +275,51 @@ export class AnchorClient {
       manifestHash,
     ]);
     await this.preflight(data);
-    const receipt = await sendRawTransaction(
-      {
-        provider: this.provider,
-        signer: this.signer,
-        to: this.contractAddress,
-        data,
-        gasLimit: this.gasLimit,
-      },
-      this.polling,
-    );
+    const { chainId, signer } = await this.signerIdentity();
+    let signed: Omit<OutboxTransaction, 'status' | 'sentAt'>;
+    try {
+      const [nonce, fees] = await Promise.all([
+        this.provider.getTransactionCount(signer, 'pending'),
+        currentFees(this.provider),
+      ]);
+      const tx = await signCall(
+        { signer: this.signer, to: this.contractAddress, data, gasLimit: this.gasLimit },
+        chainId,
+        nonce,
+        fees,
+      );
+      signed = {
+        ...tx,
+        chainId: chainId.toString(),
+        signer,
+        nonce,
+        treeSize: request.treeSize,
+        root: newRoot,
+        previousSize: request.previousSize,
+        previousRoot,
+        manifestHash,
+        replaces: null,
+        maxFeePerGas: fees.maxFeePerGas.toString(),
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
+      };
+    } catch (error) {
+      throw toLedgerError(error, 'preparing the anchor transaction');
+    }
+    // Outbox first, network second: a crash in between leaves a transaction the next run re-sends.
+    await this.outbox.add(signed);
+    await this.broadcastNew(signed);
+    const outcome = await this.follow([{ ...signed, status: 'pending', sentAt: new Date() }], false);
+    if (outcome === null) {
+      // Another transaction took our nonce: nothing of ours landed. The caller retries with fresh state.
+      throw new LedgerError(
+        'NONCE_CONFLICT',
+        `anchor transaction ${signed.txHash} was replaced by another transaction`,
+        {
+          details: { txHash: signed.txHash, nonce: signed.nonce },
+        },
+      );
+    }
+    const { receipt } = outcome;
     if (receipt.status !== 1) {
       // Lost a race to an identical anchor (another attempt of the same head)? Then that one stands.
       const after = await this.currentHead();
@@ -217,17 +330,177 @@ export class AnchorClient {
         details: { txHash: receipt.hash, treeSize: request.treeSize },
       });
     }
+    return this.anchorReceiptOf(receipt, false);
+  }
+
+  /** The chain id and the (lowercase) address this client signs with. */
+  signerIdentity(): Promise<{ chainId: bigint; signer: string }> {
+    this.identity ??= (async () => {
+      const [network, address] = await Promise.all([this.provider.getNetwork(), this.signer.getAddress()]);
+      return { chainId: network.chainId, signer: address.toLowerCase() };
+    })().catch((error: unknown) => {
+      this.identity = undefined;
+      throw toLedgerError(error, 'reading the chain id');
+    });
+    return this.identity;
+  }
+
+  /** First broadcast of a new transaction: a refusal is settled at once, a network failure left to the next run. */
+  private async broadcastNew(tx: Omit<OutboxTransaction, 'status' | 'sentAt'>): Promise<void> {
+    try {
+      await this.provider.broadcastTransaction(tx.rawTransaction);
+    } catch (error) {
+      const wrapped = toLedgerError(error, 'sending the anchor transaction');
+      if (wrapped.code !== 'CHAIN_UNAVAILABLE' && wrapped.code !== 'RECEIPT_TIMEOUT') {
+        // Refused outright (nonce taken, no funds): it will never land as signed.
+        await this.outbox.settle(tx.txHash, wrapped.code === 'NONCE_CONFLICT' ? 'replaced' : 'failed', null);
+      }
+      throw new LedgerError(wrapped.code, wrapped.message, { cause: error, details: { txHash: tx.txHash } });
+    }
+    await this.outbox.markSent(tx.txHash, new Date());
+  }
+
+  /** Follows every unsettled outbox transaction of this key, lowest nonce first. */
+  private async settleOutbox(): Promise<ResumedAnchor[]> {
+    const { chainId, signer } = await this.signerIdentity();
+    const rows = await this.outbox.unsettled(chainId.toString(), signer);
+    const byNonce = new Map<number, OutboxTransaction[]>();
+    for (const row of rows) byNonce.set(row.nonce, [...(byNonce.get(row.nonce) ?? []), row]);
+    const landed: ResumedAnchor[] = [];
+    for (const nonce of [...byNonce.keys()].sort((a, b) => a - b)) {
+      const outcome = await this.follow(byNonce.get(nonce) ?? [], true);
+      if (outcome !== null && outcome.receipt.status === 1) {
+        const { tx } = outcome;
+        landed.push({
+          head: {
+            treeSize: tx.treeSize,
+            root: tx.root,
+            previousSize: tx.previousSize,
+            previousRoot: tx.previousRoot,
+            manifestHash: tx.manifestHash,
+          },
+          receipt: await this.anchorReceiptOf(outcome.receipt, true),
+        });
+      }
+    }
+    return landed;
+  }
+
+  /**
+   * Follows the transactions sharing one nonce (an original and its fee-bumped replacements) until
+   * one of them has a receipt at the finality depth, settling all of them; null when another
+   * transaction took the nonce. Re-broadcasts them unchanged every `resendAfterMs` (at once when
+   * `resendFirst`, i.e. after a timeout or a restart) and signs a replacement with higher fees
+   * every `replaceAfterMs`. Throws `RECEIPT_TIMEOUT` (all still pending, kept in the outbox) or
+   * `CHAIN_UNAVAILABLE`.
+   */
+  private async follow(
+    group: OutboxTransaction[],
+    resendFirst: boolean,
+  ): Promise<{ tx: OutboxTransaction; receipt: TransactionReceipt } | null> {
+    const txs = [...group];
+    const nonce = txs[0].nonce;
+    const signer = txs[0].signer;
+    const deadline = Date.now() + this.timing.timeoutMs;
+    let lastSent = resendFirst ? 0 : Date.now();
+    let lastReplaced = Date.now();
+    try {
+      for (;;) {
+        for (const tx of [...txs].reverse()) {
+          const receipt = await this.provider.getTransactionReceipt(tx.txHash);
+          if (receipt === null) continue;
+          if ((await receipt.confirmations()) < this.timing.confirmations) break;
+          await this.outbox.settle(tx.txHash, receipt.status === 1 ? 'mined' : 'failed', receipt.blockNumber);
+          for (const other of txs) {
+            if (other.txHash !== tx.txHash) await this.outbox.settle(other.txHash, 'replaced', null);
+          }
+          return { tx, receipt };
+        }
+        const mined = await this.provider.getTransactionCount(signer, 'latest');
+        if (mined > nonce) {
+          // The nonce is used. Ours, whose receipt we have not seen yet (or not deep enough)? Look again.
+          const ours = await Promise.all(txs.map((t) => this.provider.getTransactionReceipt(t.txHash)));
+          if (ours.every((r) => r === null)) {
+            for (const t of txs) await this.outbox.settle(t.txHash, 'replaced', null);
+            return null;
+          }
+        } else {
+          const now = Date.now();
+          const newest = txs[txs.length - 1];
+          if (now - lastReplaced >= this.timing.replaceAfterMs && BigInt(newest.maxFeePerGas) > 0n) {
+            txs.push(await this.replace(newest));
+            lastReplaced = now;
+            lastSent = now;
+          } else if (now - lastSent >= this.timing.resendAfterMs) {
+            for (const t of txs) await this.rebroadcast(t);
+            lastSent = now;
+          }
+        }
+        if (Date.now() >= deadline) {
+          const newest = txs[txs.length - 1];
+          throw new LedgerError(
+            'RECEIPT_TIMEOUT',
+            `no receipt for ${newest.txHash} within ${this.timing.timeoutMs} ms`,
+            { details: { txHash: newest.txHash, nonce } },
+          );
+        }
+        await sleep(this.timing.pollIntervalMs);
+      }
+    } catch (error) {
+      throw toLedgerError(error, 'following the anchor transaction');
+    }
+  }
+
+  /** Sends the same signed bytes again. "Already known" or "nonce too low" answers are expected and ignored. */
+  private async rebroadcast(tx: OutboxTransaction): Promise<void> {
+    try {
+      await this.provider.broadcastTransaction(tx.rawTransaction);
+    } catch (error) {
+      const wrapped = toLedgerError(error, 're-sending the anchor transaction');
+      if (wrapped.code === 'CHAIN_UNAVAILABLE') throw wrapped;
+      return; // the receipt or the account nonce tells what happened to it
+    }
+    await this.outbox.markSent(tx.txHash, new Date());
+  }
+
+  /** Signs, records and sends a copy of `stuck` with the same nonce and higher fees. */
+  private async replace(stuck: OutboxTransaction): Promise<OutboxTransaction> {
+    const previous: TransactionFees = {
+      type: Transaction.from(stuck.rawTransaction).type === 2 ? 2 : 0,
+      maxFeePerGas: BigInt(stuck.maxFeePerGas),
+      maxPriorityFeePerGas: BigInt(stuck.maxPriorityFeePerGas),
+    };
+    const fees = bumpedFees(previous, await currentFees(this.provider));
+    const original = Transaction.from(stuck.rawTransaction);
+    const signed = await signCall(
+      { signer: this.signer, to: original.to, data: original.data, gasLimit: original.gasLimit },
+      original.chainId,
+      stuck.nonce,
+      fees,
+    );
+    const row: Omit<OutboxTransaction, 'status' | 'sentAt'> = {
+      ...stuck,
+      ...signed,
+      replaces: stuck.txHash,
+      maxFeePerGas: fees.maxFeePerGas.toString(),
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(),
+    };
+    await this.outbox.add(row);
+    const replacement: OutboxTransaction = { ...row, status: 'pending', sentAt: null };
+    await this.rebroadcast(replacement);
+    return replacement;
+  }
+
+  private async anchorReceiptOf(receipt: TransactionReceipt, recovered: boolean): Promise<AnchorReceipt> {
     const log = receipt.logs.find((l) => isAnchoredLog(l, this.contractAddress));
     if (log === undefined) {
       throw new LedgerError(
         'UNEXPECTED_CHAIN_DATA',
         `anchor transaction ${receipt.hash} emitted no Anchored event`,
-        {
-          details: { txHash: receipt.hash },
-        },
+        { details: { txHash: receipt.hash } },
       );
     }
-    return this.toAnchorReceipt(receipt, log, false);
+    return this.toAnchorReceipt(receipt, log, recovered);
   }
 
   private async recover(treeSize: number, root: string): Promise<AnchorReceipt> {
@@ -277,6 +550,13 @@ export class AnchorClient {
     recovered: boolean,
   ): Promise<AnchorReceipt> {
     const network = await this.provider.getNetwork();
+    const args = anchorContractInterface.parseLog(log)?.args;
+    if (args === undefined) {
+      throw new LedgerError(
+        'UNEXPECTED_CHAIN_DATA',
+        `log ${log.index} of ${receipt.hash} is not an Anchored event`,
+      );
+    }
     return {
       chainId: network.chainId.toString(),
       contract: this.contractAddress,
@@ -286,6 +566,8 @@ export class AnchorClient {
       logIndex: log.index,
       gasUsed: Number(receipt.gasUsed),
       recovered,
+      previousSize: toSafeNumber(args.getValue('previousSize'), 'previousSize'),
+      manifestHash: String(args.getValue('manifestHash')).toLowerCase(),
     };
   }
 }

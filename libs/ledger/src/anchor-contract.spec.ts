@@ -177,6 +177,29 @@ describe('FhirTrailAnchor on anvil', () => {
     expect(await read(asAnchorer, 'treeSize')).toBe(12n);
   });
 
+  it('lets only the admin grant and revoke roles; a revoked anchorer is refused by name', async () => {
+    // The anchorer cannot make itself (or anyone) anything.
+    expect(
+      await revertOf(attempt(asAnchorer, 'grantRole', ANCHOR_ROLES.ANCHORER_ROLE, t.outsider.address)),
+    ).toEqual({
+      name: 'AccessControlUnauthorizedAccount',
+      args: [t.anchorer.address, ANCHOR_ROLES.DEFAULT_ADMIN_ROLE],
+    });
+    await send(asAdmin, 'grantRole', ANCHOR_ROLES.ANCHORER_ROLE, t.outsider.address);
+    await send(asOutsider, 'anchor', 13, testHash('root-13'), 12, testHash('root-12'), ZeroHash);
+    await send(asAdmin, 'revokeRole', ANCHOR_ROLES.ANCHORER_ROLE, t.outsider.address);
+    expect(
+      await revertOf(
+        attempt(asOutsider, 'anchor', 14, testHash('root-14'), 13, testHash('root-13'), ZeroHash),
+      ),
+    ).toEqual({
+      name: 'AccessControlUnauthorizedAccount',
+      args: [t.outsider.address, ANCHOR_ROLES.ANCHORER_ROLE],
+    });
+    expect((await revertOf(attempt(asOutsider, 'unpause'))).name).toBe('AccessControlUnauthorizedAccount');
+    expect(await read(asAdmin, 'treeSize')).toBe(13n);
+  });
+
   it('costs what the design expects', () => {
     expect(gas['deploy']).toBeLessThan(1_000_000);
     expect(gas['first']).toBeLessThan(100_000);

@@ -33,7 +33,7 @@ export {
   rootFromFrontier,
   treeRoot,
 } from './merkle-log';
-export { verifyConsistency, verifyInclusion } from './merkle-proof';
+export { rootFromInclusionPath, verifyConsistency, verifyInclusion } from './merkle-proof';
 export { InMemoryMerkleLog } from './in-memory-merkle-log';
 
 // Event records and proof bundles
@@ -55,6 +55,13 @@ export {
   isAnchoredProofBundle,
   parseProofBundle,
 } from './proof-bundle';
+export {
+  type CompactProofBundle,
+  COMPACT_PROOF_BUNDLE_FORMAT,
+  compactProofBundle,
+  expandProofBundle,
+  isCompactProofBundle,
+} from './proof-bundle-compact';
 export {
   CHECKPOINT_FORMAT,
   type AnchoredCheckpoint,
@@ -96,11 +103,18 @@ export {
   type AnchorHeadRequest,
   type AnchorReceipt,
   type HashInput,
+  type ResumedAnchor,
   type TreeHead,
   AnchorClient,
   decodeRevert,
   isAnchoredLog,
 } from './anchor-client';
+export {
+  type AnchorOutbox,
+  type OutboxStatus,
+  type OutboxTransaction,
+  InMemoryAnchorOutbox,
+} from './anchor-outbox';
 
 // Offline verification
 export {

@@ -15,18 +15,35 @@ export function verifyInclusion(
   path: readonly Uint8Array[],
   root: Uint8Array,
 ): boolean {
-  if (!isSize(index) || !isSize(size) || index >= size) {
+  if (!isHash(root)) {
     return false;
   }
-  if (!isHash(leafHash) || !isHash(root) || !path.every(isHash)) {
-    return false;
+  return rootFromInclusionPath(leafHash, index, size, path)?.equals(root) ?? false;
+}
+
+/**
+ * RFC 9162 §2.1.3.2 without the final comparison: the root that `path` leads to from the leaf at
+ * `index` in a tree of `size` leaves, or null when the path cannot belong to such a tree (wrong
+ * length, wrong hash size). Compact proof bundles leave the root out and recompute it with this.
+ */
+export function rootFromInclusionPath(
+  leafHash: Uint8Array,
+  index: number,
+  size: number,
+  path: readonly Uint8Array[],
+): Buffer | null {
+  if (!isSize(index) || !isSize(size) || index >= size) {
+    return null;
+  }
+  if (!isHash(leafHash) || !path.every(isHash)) {
+    return null;
   }
   let fn = index;
   let sn = size - 1;
   let r: Buffer = Buffer.from(leafHash);
   for (const p of path) {
     if (sn === 0) {
-      return false;
+      return null;
     }
     if (isOdd(fn) || fn === sn) {
       r = nodeHash(p, r);
@@ -42,7 +59,7 @@ export function verifyInclusion(
     fn = half(fn);
     sn = half(sn);
   }
-  return sn === 0 && r.equals(root);
+  return sn === 0 ? r : null;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type ProofBundle,
   parseProofBundle,
 } from './proof-bundle';
+import { expandProofBundle } from './proof-bundle-compact';
 
 /** The checks of {@link verifyProofBundle}, in the order they run. */
 export type ProofCheck =
@@ -118,7 +119,7 @@ export async function verifyProofBundle(
 ): Promise<ProofVerification> {
   let parsed: ProofBundle;
   try {
-    parsed = parseProofBundle(bundle);
+    parsed = parseProofBundle(expandProofBundle(bundle)); // v1, or compact v2 expanded to v1
   } catch (error) {
     if (isLedgerError(error, 'INVALID_PROOF_BUNDLE')) {
       return reject('format', `malformed proof bundle: ${error.message}`);

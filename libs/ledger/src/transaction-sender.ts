@@ -109,3 +109,64 @@ export async function waitForReceipt(
     await sleep(polling.pollIntervalMs);
   }
 }
+
+/** Fees a transaction is signed with: EIP-1559 (`type 2`) or legacy (`type 0`, gas price in both). */
+export interface TransactionFees {
+  readonly type: 0 | 2;
+  readonly maxFeePerGas: bigint;
+  readonly maxPriorityFeePerGas: bigint;
+}
+
+/**
+ * Current fees from the node: EIP-1559 where the chain has a base fee, else the legacy gas price
+ * (0 on a free-gas Besu QBFT network).
+ */
+export async function currentFees(provider: Provider): Promise<TransactionFees> {
+  const fees = await provider.getFeeData();
+  if (fees.maxFeePerGas !== null && fees.maxPriorityFeePerGas !== null) {
+    return { type: 2, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+  }
+  const price = fees.gasPrice ?? 0n;
+  return { type: 0, maxFeePerGas: price, maxPriorityFeePerGas: price };
+}
+
+/**
+ * Nodes accept a replacement (same nonce) only when every fee rises by at least 10 % (geth's and
+ * Besu's default price bump); 12.5 % leaves room for rounding, and the current fees win when higher.
+ */
+const FEE_BUMP_NUMERATOR = 1125n;
+const FEE_BUMP_DENOMINATOR = 1000n;
+
+/** Fees for a replacement of a transaction signed with `previous`: +12.5 %, or the current fees if higher. */
+export function bumpedFees(previous: TransactionFees, current: TransactionFees): TransactionFees {
+  const bump = (fee: bigint): bigint =>
+    (fee * FEE_BUMP_NUMERATOR + FEE_BUMP_DENOMINATOR - 1n) / FEE_BUMP_DENOMINATOR;
+  const priority = maxOf(bump(previous.maxPriorityFeePerGas), current.maxPriorityFeePerGas);
+  const max = maxOf(bump(previous.maxFeePerGas), current.maxFeePerGas, priority);
+  return { type: previous.type, maxFeePerGas: max, maxPriorityFeePerGas: priority };
+}
+
+function maxOf(...values: bigint[]): bigint {
+  return values.reduce((a, b) => (b > a ? b : a));
+}
+
+/** Signs one call locally with an explicit nonce, gas limit and fees; returns the raw transaction and its hash. */
+export async function signCall(
+  call: Omit<RawTransactionCall, 'provider'>,
+  chainId: bigint,
+  nonce: number,
+  fees: TransactionFees,
+): Promise<{ readonly rawTransaction: string; readonly txHash: string }> {
+  const request: TransactionRequest = {
+    to: call.to,
+    data: call.data,
+    nonce,
+    gasLimit: call.gasLimit,
+    chainId,
+    ...(fees.type === 2
+      ? { type: 2, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }
+      : { type: 0, gasPrice: fees.maxFeePerGas }),
+  };
+  const rawTransaction = await call.signer.signTransaction(request);
+  return { rawTransaction, txHash: Transaction.from(rawTransaction).hash as string };
+}

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { AppConfig } from '@fhir-trail/config';
 import {
   AnchorClient,
+  type AnchorOutbox,
   createProvider,
   DEV_ACCOUNT_PRIVATE_KEY,
   EmbeddedChain,
@@ -24,8 +25,12 @@ export interface LedgerConnection {
 /**
  * Connects to the configured EVM network, or — when LEDGER_RPC_URL is unset — starts (or attaches
  * to) the embedded dev chain under DATA_DIR, and makes sure the anchor contract is deployed once.
+ * Pass the PostgreSQL `outbox` (the apps do) so signed anchor transactions survive a restart.
  */
-export async function openLedgerConnection(config: AppConfig): Promise<LedgerConnection> {
+export async function openLedgerConnection(
+  config: AppConfig,
+  options: { readonly outbox?: AnchorOutbox } = {},
+): Promise<LedgerConnection> {
   const chain = config.ledger.rpcUrl
     ? undefined
     : await EmbeddedChain.start({ dataDir: config.dataDir, port: config.ledger.embeddedPort });
@@ -50,7 +55,16 @@ export async function openLedgerConnection(config: AppConfig): Promise<LedgerCon
       );
       contractAddress = deployment.address;
     }
-    const anchorClient = new AnchorClient({ provider, signer, contractAddress });
+    const anchorClient = new AnchorClient({
+      provider,
+      signer,
+      contractAddress,
+      outbox: options.outbox,
+      finalityDepth: config.ledger.finalityDepth,
+      receiptTimeoutMs: config.ledger.receiptTimeoutMs,
+      resendAfterMs: config.ledger.resendAfterMs,
+      replaceAfterMs: config.ledger.replaceAfterMs,
+    });
     return {
       provider,
       rpcUrl,

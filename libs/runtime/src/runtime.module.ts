@@ -60,7 +60,11 @@ export class RuntimeModule {
               max: options.databasePoolSize,
             }),
         },
-        { provide: LEDGER, useFactory: () => openLedgerConnection(config) },
+        {
+          provide: LEDGER,
+          useFactory: (store: Store) => openLedgerConnection(config, { outbox: store.anchorOutbox }),
+          inject: [STORE],
+        },
         RuntimeShutdown,
       ],
       exports: [APP_CONFIG, STORE, LEDGER],

@@ -1,4 +1,5 @@
 export * from './admin-keys.repository';
+export * from './anchor-outbox.repository';
 export * from './database';
 export * from './database-errors';
 export * from './dead-letters.repository';

@@ -263,6 +263,29 @@ export interface AdminApiKeysTable {
   updated_at: GeneratedTimestamp;
 }
 
+/** Signed anchor transactions until settled (see migration 0010). */
+export interface AnchorOutboxTable {
+  tx_hash: string;
+  chain_id: string;
+  signer: string;
+  nonce: Int8;
+  tree_size: Int8;
+  root: string;
+  previous_size: Int8;
+  previous_root: string;
+  manifest_hash: string;
+  raw_transaction: string;
+  replaces: string | null;
+  /** numeric: decimal wei. */
+  max_fee_per_gas: string;
+  max_priority_fee_per_gas: string;
+  status: 'pending' | 'mined' | 'failed' | 'replaced';
+  block_number: Int8 | null;
+  created_at: GeneratedTimestamp;
+  sent_at: Timestamp | null;
+  settled_at: Timestamp | null;
+}
+
 export interface Database {
   sources: SourcesTable;
   admin_api_keys: AdminApiKeysTable;
@@ -280,4 +303,5 @@ export interface Database {
   subscriptions: SubscriptionsTable;
   event_gaps: EventGapsTable;
   subscription_tokens: SubscriptionTokensTable;
+  anchor_outbox: AnchorOutboxTable;
 }

@@ -7,6 +7,7 @@ import {
   type StoreDb,
 } from './database';
 import { AdminKeysRepository } from './admin-keys.repository';
+import { AnchorOutboxRepository } from './anchor-outbox.repository';
 import { DeadLettersRepository } from './dead-letters.repository';
 import { InboxRepository } from './inbox.repository';
 import { LedgerRepository } from './ledger.repository';
@@ -31,6 +32,7 @@ export class Store {
   readonly resources: ResourcesRepository;
   readonly deadLetters: DeadLettersRepository;
   readonly ledger: LedgerRepository;
+  readonly anchorOutbox: AnchorOutboxRepository;
   readonly patientKeys: PatientKeysRepository;
   readonly processedEvents: ProcessedEventsRepository;
   readonly subscriptions: SubscriptionsRepository;
@@ -45,6 +47,7 @@ export class Store {
     this.resources = new ResourcesRepository();
     this.deadLetters = new DeadLettersRepository(db);
     this.ledger = new LedgerRepository(db);
+    this.anchorOutbox = new AnchorOutboxRepository(db);
     this.patientKeys = new PatientKeysRepository(db, masterKey);
     this.processedEvents = new ProcessedEventsRepository(db);
     this.subscriptions = new SubscriptionsRepository(db);

@@ -12,6 +12,7 @@ import {
   type ProofVerification,
   createProvider,
   endpointName,
+  expandProofBundle,
   isLedgerError,
   readChainId,
   verifyProofBundle,
@@ -25,8 +26,9 @@ Checks FHIR Trail proof bundles against an EVM JSON-RPC endpoint. No bridge and 
 the event record must hash to the leaf, the inclusion path must lead to the anchored root, and the
 anchor transaction, its Anchored event and its block must be on the chain.
 
-FILE is a proof bundle (JSON), or a document with a "bundles" array (what GET /ledger/proofs
-answers; every bundle in it must verify). Use - to read standard input.
+FILE is a proof bundle (JSON, v1 or the compact v2 form), or a document with a "bundles" array
+(what GET /ledger/proofs answers, with or without &encoding=compact; every bundle in it must
+verify). Use - to read standard input.
 
 With --checkpoint, the bundle's head must also extend an earlier head you saved: the consistency
 proof must show that the earlier tree is a prefix of the bundle's tree (nothing was rewritten or
@@ -228,7 +230,13 @@ function singleCheckpoint(document: unknown, file: string): unknown {
  * proof, or undefined (sizes equal, the bundle carries one, or a malformed input the verifier
  * will report).
  */
-function missingConsistency(bundle: unknown, checkpoint: unknown): string | undefined {
+function missingConsistency(document: unknown, checkpoint: unknown): string | undefined {
+  let bundle = document;
+  try {
+    bundle = expandProofBundle(document);
+  } catch {
+    return undefined; // malformed: the verifier says how
+  }
   const from = numberField(checkpoint, 'treeSize');
   const to = numberField(bundle, 'treeSize');
   const carried = typeof bundle === 'object' && bundle !== null && 'consistency' in bundle;
