@@ -129,7 +129,13 @@ export class LedgerAuditor {
    * there is no such event.
    */
   async verifyEvent(eventId: string): Promise<EventVerification | undefined> {
-    const [context] = await this.load(sql`e.event_id = ${eventId}::uuid`);
+    // A Provenance whose event row no longer carries its id is still found through its version.
+    const [context] = [
+      ...(await this.load(sql`e.event_id = ${eventId}::uuid`)),
+      ...(await this.load(
+        sql`e.resource_version_id = (select resource_version_id from provenances where id = ${eventId}::uuid)`,
+      )),
+    ];
     if (!context) return undefined;
     const checkpoint = await this.store.ledger.latestCheckpoint();
     const mismatches = [...(await this.inspect(context))];
@@ -137,7 +143,9 @@ export class LedgerAuditor {
     const found = mismatches.filter((m) => m.problem !== KEY_DESTROYED);
     const leafIndex = context.event.leaf_index === null ? null : Number(context.event.leaf_index);
     let inclusionPath: Buffer[] | undefined;
-    if (leafIndex !== null) {
+    if (leafIndex !== null && !(Number.isSafeInteger(leafIndex) && leafIndex >= 0)) {
+      found.push(eventMismatch(context.event, 'leaf_index is not a position in the log'));
+    } else if (leafIndex !== null) {
       const leafKey = { level: 0, index: leafIndex };
       const stored = await this.store.ledger.getNodes([leafKey]);
       const leaf = stored.get(nodeKeyId(leafKey));
@@ -450,7 +458,8 @@ export class LedgerAuditor {
       version.resource_type !== event.resource_type ||
       version.resource_id !== event.resource_id
     ) {
-      fail('resource_versions', versionRow, 'the resource version is not the one the event names');
+      fail('resource_versions', versionRow, 'the resource version is not the one its ledger event names');
+      fail('ledger_events', eventRow, 'resource_version_id names a version of another resource');
     }
     if (active && record.resourceDigest !== undefined) {
       const digest = resourceVersionDigest(active, {
@@ -483,7 +492,9 @@ export class LedgerAuditor {
     }
     const provenanceRow = `id=${provenance.id}`;
     if (provenance.resource_version_id !== event.resource_version_id) {
-      fail('provenances', provenanceRow, 'resource_version_id is not the version the event names');
+      // Either row may be the altered one: both are named.
+      fail('provenances', provenanceRow, 'resource_version_id is not the version its ledger event names');
+      fail('ledger_events', eventRow, 'resource_version_id is not the version its Provenance names');
     }
     if (iso(provenance.recorded_at) !== record.recorded) {
       fail('provenances', provenanceRow, 'recorded_at does not match the event record');

@@ -46,7 +46,10 @@ export class ProvenanceVerificationService {
   /** The `$verify` answer, or undefined when no ledger event has this id. */
   async verify(provenanceId: string): Promise<Parameters | undefined> {
     const verification = await new LedgerAuditor(this.store).verifyEvent(provenanceId);
-    if (!verification || verification.kind !== 'provenance') return undefined;
+    // Another kind of event (an erasure, a disclosure) is not a Provenance, unless its row was altered.
+    if (!verification || (verification.kind !== 'provenance' && verification.status !== 'tampered')) {
+      return undefined;
+    }
     const mismatches = [...verification.mismatches];
     let chainWarning: string | undefined;
     if (verification.checkpoint) {
