@@ -45,11 +45,12 @@ export class LocalKeyWrapper implements KeyWrapper {
     if (masterKey.length !== 32) throw new RangeError('the master key must be 32 bytes (AES-256)');
   }
 
+  // A throw inside the executor becomes a rejection, as a KMS client's would.
   wrap(key: Buffer, context: string): Promise<Buffer> {
-    return Promise.resolve(wrapKey(this.masterKey, key, context));
+    return new Promise((resolve) => resolve(wrapKey(this.masterKey, key, context)));
   }
 
   unwrap(wrapped: Buffer, context: string): Promise<Buffer> {
-    return Promise.resolve(unwrapKey(this.masterKey, wrapped, context));
+    return new Promise((resolve) => resolve(unwrapKey(this.masterKey, wrapped, context)));
   }
 }
