@@ -196,6 +196,13 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
     expect(stdout).toContain('every stored record matches the log');
   }, 60_000);
 
+  it('documents $verify and $erase in the OpenAPI document', async () => {
+    const openApi = (await (await fetch(`${base}/docs/openapi.json`)).json()) as { paths: object };
+    expect(Object.keys(openApi.paths)).toEqual(
+      expect.arrayContaining(['/fhir/R4/Provenance/{id}/$verify', '/admin/patients/$erase']),
+    );
+  });
+
   it('answers 404 with an OperationOutcome for an unknown Provenance', async () => {
     for (const id of [randomUUID(), 'not-a-uuid']) {
       const response = await fetch(`${base}/fhir/R4/Provenance/${id}/$verify`, { method: 'POST' });
