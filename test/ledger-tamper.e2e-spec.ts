@@ -380,6 +380,16 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
       [theirs[0]],
     );
     expect((await verify(theirs[0])).status).toBe('tampered');
+    // The audit command says which record, and exits 1.
+    const audit = await promisify(execFile)('npx', ['tsx', 'scripts/audit.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: stack.config.databaseUrl, NODE_ENV: 'test' },
+    }).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stdout: string }) => error,
+    );
+    expect(audit.code).toBe(1);
+    expect(audit.stdout).toMatch(/resource_versions id=\d+: holds content although the patient was erased/);
     await pg.query(
       `update resource_versions set content = null where id = (select resource_version_id from provenances where id = $1)`,
       [theirs[0]],
@@ -449,6 +459,34 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
     expect(answer.status).toBe('pending');
     expect(answer.proof).toMatchObject({ status: 'pending', leafIndex: null });
     expect(treeSize).toBe(EVENTS);
+
+    // Nothing more is stored about an erased patient: a new resource about them is a dead letter.
+    const before = await store.deadLetters.count('demo');
+    const late = await post({
+      resourceType: 'Observation',
+      id: 'to-after-erasure',
+      status: 'final',
+      code: { text: 'after erasure' },
+      subject: { reference: 'Patient/tp-2' },
+    });
+    expect(late.status).toBe(200);
+    await eventually(
+      async () => ((await store.deadLetters.count('demo')) > before ? true : undefined),
+      20_000,
+    );
+    const letter = await store.db
+      .selectFrom('dead_letters')
+      .selectAll()
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(letter.reason_code).toBe('patient-erased');
+    expect(letter.raw).toBeNull();
+    const stored = await store.db
+      .selectFrom('resource_versions')
+      .select('id')
+      .where('resource_id', '=', 'to-after-erasure')
+      .execute();
+    expect(stored).toEqual([]);
   }, 60_000);
 
   /** The columns of the four tables, with the SQL type to cast a changed value to. */
