@@ -354,6 +354,16 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
       .execute();
     expect(leftovers).toHaveLength(theirs.length);
     expect(leftovers.every((r) => r.version === null && r.provenance === null)).toBe(true);
+    // The raw notifications they came in are gone too (rows kept); other patients' are not.
+    const inbox = await store.db
+      .selectFrom('inbox as i')
+      .innerJoin('resource_versions as v', 'v.inbox_id', 'i.id')
+      .innerJoin('provenances as p', 'p.resource_version_id', 'v.id')
+      .select(['p.id as provenance', 'i.body'])
+      .execute();
+    const emptied = new Set(inbox.filter((r) => r.body.length === 0).map((r) => r.provenance));
+    expect(theirs.every((id) => emptied.has(id))).toBe(true);
+    expect(others.some((id) => emptied.has(id))).toBe(false);
 
     for (const id of theirs) expect((await verify(id)).status).toBe('key-destroyed');
     for (const id of others) expect((await verify(id)).status).toBe('verified');
@@ -481,6 +491,12 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
       .executeTakeFirstOrThrow();
     expect(letter.reason_code).toBe('patient-erased');
     expect(letter.raw).toBeNull();
+    const notification = await store.db
+      .selectFrom('inbox')
+      .select(['body', 'status'])
+      .where('id', '=', letter.inbox_id ?? '0')
+      .executeTakeFirstOrThrow();
+    expect(notification).toEqual({ body: Buffer.alloc(0), status: 'dead-letter' });
     const stored = await store.db
       .selectFrom('resource_versions')
       .select('id')

@@ -408,15 +408,19 @@ export class LedgerAuditor {
     }
 
     const scope = event.key_scope;
+    const keyed =
+      record.patient !== undefined ||
+      record.resourceDigest !== undefined ||
+      record.provenanceDigest !== undefined ||
+      record.kind === 'erasure';
     const key = scope === null ? undefined : await this.keyState(event.source_id, scope);
-    if (key === undefined || key === 'unwrap-failed' || key.state === 'missing') {
-      fail(
-        key === 'unwrap-failed' ? 'patient_keys' : 'ledger_events',
-        key === 'unwrap-failed' ? `source_id=${event.source_id}` : eventRow,
-        key === 'unwrap-failed'
-          ? 'the wrapped patient key no longer unwraps'
-          : 'key_scope names no patient key',
-      );
+    if (key === 'unwrap-failed') {
+      fail('patient_keys', `source_id=${event.source_id}`, 'the wrapped patient key no longer unwraps');
+    } else if (key?.state === 'missing') {
+      fail('ledger_events', eventRow, 'key_scope names no patient key');
+    } else if (key === undefined && keyed) {
+      // Nothing keyed (a disclosure logged without pseudonym or digest) needs no key.
+      fail('ledger_events', eventRow, 'key_scope is missing for a record with keyed digests');
     }
     const active =
       key !== undefined && key !== 'unwrap-failed' && key.state === 'active' ? key.key : undefined;

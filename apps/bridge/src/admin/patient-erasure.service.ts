@@ -5,7 +5,6 @@ import { patientPseudonym } from '@fhir-trail/fhir-mapping';
 import { erasureEvent, eventLeafEntry, leafHash } from '@fhir-trail/ledger';
 import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
 import type { Store } from '@fhir-trail/store';
-import { sql } from 'kysely';
 
 /** What an erasure did. */
 export type ErasureResult =
@@ -94,10 +93,17 @@ export class PatientErasureService {
         // The raw notifications the versions came in are copies too. A notification that also held
         // other patients' resources goes as well: its resources are stored, so only the raw copy is lost.
         const inboxIds = [...new Set(erasedVersions.map((v) => v.inbox_id))];
-        const erasedInbox = await sql`
-          update inbox set body = ''::bytea, headers = '{}'::jsonb
-          where id = any(${inboxIds}::bigint[]) and status <> 'received'`.execute(trx);
-        notifications = Number(erasedInbox.numAffectedRows ?? 0);
+        // A row still `received` is left to ingest, which drops its body once it meets the erased patient.
+        const processed = await trx
+          .selectFrom('inbox')
+          .select('id')
+          .where('id', 'in', inboxIds)
+          .where('status', '<>', 'received')
+          .execute();
+        notifications = await this.store.inbox.eraseBodies(
+          trx,
+          processed.map((row) => row.id),
+        );
         await trx.updateTable('dead_letters').set({ raw: null }).where('inbox_id', 'in', inboxIds).execute();
       }
       const destroyedAt = await this.store.patientKeys.destroy(trx, sourceId, patientRef, eventId);

@@ -148,6 +148,7 @@ export class IngestService implements OnModuleInit {
       let stored = 0;
       let deadLetters = 0;
       let duplicates = 0;
+      let erased = false;
       let index = 0;
       for (const { key, changes } of planned) {
         if (
@@ -163,8 +164,14 @@ export class IngestService implements OnModuleInit {
           const outcome = await this.apply(trx, entry, source, change, index++);
           if (outcome === 'stored') stored++;
           else if (outcome === 'dead-letter') deadLetters++;
+          else if (outcome === 'patient-erased') {
+            deadLetters++;
+            erased = true;
+          }
         }
       }
+      // The raw notification holds an erased patient's data: it goes too (see the erasure endpoint).
+      if (erased) await this.store.inbox.eraseBodies(trx, [entry.id]);
       const status = deadLetters > 0 && stored === 0 && duplicates === 0 ? 'dead-letter' : 'done';
       await this.store.inbox.finish(
         trx,
@@ -182,7 +189,7 @@ export class IngestService implements OnModuleInit {
     source: SourceRecord,
     change: ResolvedChange,
     index: number,
-  ): Promise<'stored' | 'dead-letter' | 'unchanged'> {
+  ): Promise<'stored' | 'dead-letter' | 'patient-erased' | 'unchanged'> {
     if (change.kind === 'unresolvable') {
       await this.deadLetter(trx, entry, index, change.reasonCode, change.outcome);
       return 'dead-letter';
@@ -231,7 +238,7 @@ export class IngestService implements OnModuleInit {
     index: number,
     resource: { resourceType: string; id: string; meta?: { versionId?: string; lastUpdated?: string } },
     isDelete: boolean,
-  ): Promise<'stored' | 'dead-letter'> {
+  ): Promise<'stored' | 'patient-erased'> {
     const recorded = new Date();
     const content = isDelete ? undefined : (resource as unknown as Record<string, unknown>);
     const patientRef = content ? patientReferenceOf(content as unknown as Resource) : undefined;
@@ -251,7 +258,7 @@ export class IngestService implements OnModuleInit {
           'the patient this resource is about was erased; nothing more is stored about them',
         ),
       );
-      return 'dead-letter';
+      return 'patient-erased';
     }
 
     const sourceVersionId = resource.meta?.versionId ?? event.focus?.versionId;
