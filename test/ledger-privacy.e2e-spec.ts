@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoggerService } from '@nestjs/common';
 import { createProvider } from '@fhir-trail/ledger';
-import { LEDGER, type LedgerConnection, STORE } from '@fhir-trail/runtime';
+import { LEDGER, type LedgerConnection, LedgerAuditor, STORE } from '@fhir-trail/runtime';
 import type { Store } from '@fhir-trail/store';
 import type { JsonRpcProvider } from 'ethers';
 import { createWorkerApp } from '../apps/worker/src/worker.app';
@@ -239,6 +239,10 @@ describe('no PHI on chain or in the logs: a Synthea record through the bridge, t
     expect(logger.lines.some((line) => line.includes('anchor'))).toBe(true);
 
     expect(findLeaks(needles, blobs, texts)).toEqual([]);
+    // And the log these anchors commit to audits clean, across every checkpoint.
+    const audit = await new LedgerAuditor(store).auditAll();
+    expect(audit.mismatches).toEqual([]);
+    expect(audit.statuses.verified).toBe(stored.length);
     const deadLetters = await store.deadLetters.count('demo');
     process.stdout.write(
       `privacy: ${resources.length} resources posted, ${stored.length} stored (${deadLetters} dead letters), ` +

@@ -194,6 +194,8 @@ describe('tamper evidence and erasure, on PostgreSQL and the embedded chain', ()
     });
     expect(stdout).toContain(`ledger audit: ${EVENTS} events, ${EVENTS} leaves`);
     expect(stdout).toContain('every stored record matches the log');
+    const help = await promisify(execFile)('npx', ['tsx', 'scripts/audit.ts', '--help'], { cwd: ROOT });
+    expect(help.stdout).toMatch(/^Usage: npm run audit -- \[--json\]/);
   }, 60_000);
 
   it('documents $verify and $erase in the OpenAPI document', async () => {
