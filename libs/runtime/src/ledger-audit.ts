@@ -241,8 +241,13 @@ export class LedgerAuditor {
       flush();
       await this.compareNodes(recomputed, mismatches);
     }
-    for (const context of await this.load(sql`e.leaf_index is null`)) {
-      account(await this.inspect(context), false);
+    // Events not yet sequenced, and any whose leaf_index is no position at all.
+    for (const context of await this.load(sql`e.leaf_index is null or e.leaf_index < 0`)) {
+      const found = [...(await this.inspect(context))];
+      if (context.event.leaf_index !== null) {
+        found.push(eventMismatch(context.event, 'leaf_index is not a position in the log'));
+      }
+      account(found, false);
     }
     await this.auditRest(size, rootFromFrontier(frontier), checkpoints, mismatches);
     return { events, treeSize: size, statuses, mismatches };
