@@ -5,9 +5,13 @@ import { QUEUES } from '@fhir-trail/jobs';
 import { RuntimeModule, SourceClients } from '@fhir-trail/runtime';
 import { AdminKeyGuard } from './admin/admin-key.guard';
 import { AdminKeysService } from './admin/admin-keys.service';
+import { AdminPatientsController } from './admin/admin-patients.controller';
+import { PatientErasureService } from './admin/patient-erasure.service';
 import { AdminStatusController } from './admin/admin-status.controller';
 import { AdminSubscriptionsController } from './admin/admin-subscriptions.controller';
 import { AdminSourcesController } from './admin/admin-sources.controller';
+import { ProvenanceVerificationService } from './audit/provenance-verification.service';
+import { ProvenanceVerifyController } from './audit/provenance-verify.controller';
 import { HealthController } from './health/health.controller';
 import { CheckpointsController } from './ledger/checkpoints.controller';
 import { CheckpointsService } from './ledger/checkpoints.service';
@@ -45,6 +49,8 @@ export class BridgeModule {
         AdminSourcesController,
         AdminStatusController,
         AdminSubscriptionsController,
+        AdminPatientsController,
+        ProvenanceVerifyController,
       ],
       providers: [
         SourcesService,
@@ -56,6 +62,8 @@ export class BridgeModule {
         AdminKeysService,
         AdminKeyGuard,
         SourceClients,
+        PatientErasureService,
+        ProvenanceVerificationService,
       ],
     };
   }

@@ -44,6 +44,8 @@ export {
   patientReferenceOf,
 } from './content-digest';
 
+export { resourceVersionDigest, type StoredResourceVersionFacts } from './resource-version-digest';
+
 export {
   buildProvenance,
   DATA_OPERATION_SYSTEM,

@@ -37,7 +37,29 @@ export interface LedgerEventRecord {
   readonly purpose?: string;
   /** Consent reference (a pseudonymous key or registry id, not a FHIR id). */
   readonly consent?: string;
+  /**
+   * What was decided: `delivered` | `denied` | `failed` for sharing and access, `granted` |
+   * `revoked` for consent. Absent for provenance and erasure.
+   */
+  readonly decision?: LedgerEventDecision;
 }
+
+/** Outcome of a disclosure (sharing, access). */
+export const DISCLOSURE_DECISIONS = ['delivered', 'denied', 'failed'] as const;
+export type DisclosureDecision = (typeof DISCLOSURE_DECISIONS)[number];
+/** Outcome of a consent change. */
+export const CONSENT_DECISIONS = ['granted', 'revoked'] as const;
+export type ConsentDecision = (typeof CONSENT_DECISIONS)[number];
+export type LedgerEventDecision = DisclosureDecision | ConsentDecision;
+
+/** Which decisions each kind may carry (none: the field must be absent). */
+const DECISIONS_BY_KIND: Readonly<Record<LedgerEventKind, readonly string[]>> = {
+  provenance: [],
+  sharing: DISCLOSURE_DECISIONS,
+  access: DISCLOSURE_DECISIONS,
+  consent: CONSENT_DECISIONS,
+  erasure: [],
+};
 
 const REQUIRED_TEXT = ['eventId', 'source', 'actor'] as const;
 const OPTIONAL_TEXT = ['recipient', 'purpose', 'consent'] as const;
@@ -50,6 +72,7 @@ const KNOWN_FIELDS: ReadonlySet<string> = new Set([
   ...REQUIRED_TEXT,
   ...OPTIONAL_TEXT,
   ...OPTIONAL_DIGESTS,
+  'decision',
 ]);
 const RECORDED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 /** A type name such as `Observation`: keeps identifiers out of `subject`. */
@@ -99,6 +122,18 @@ export function parseLedgerEventRecord(value: unknown, path = 'record'): LedgerE
   for (const field of OPTIONAL_DIGESTS) {
     if (field in value && !isHashHex(value[field]))
       fail(field, 'must be absent or 0x-prefixed lowercase hex of 32 bytes');
+  }
+  const allowed = DECISIONS_BY_KIND[kind as LedgerEventKind];
+  if ('decision' in value) {
+    const decision = value['decision'];
+    if (typeof decision !== 'string' || !allowed.includes(decision)) {
+      fail(
+        'decision',
+        allowed.length === 0
+          ? `must be absent for a ${String(kind)} event`
+          : `must be one of ${allowed.join(', ')} for a ${String(kind)} event`,
+      );
+    }
   }
   return value as unknown as LedgerEventRecord;
 }

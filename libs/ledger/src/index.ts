@@ -38,7 +38,12 @@ export { InMemoryMerkleLog } from './in-memory-merkle-log';
 
 // Event records and proof bundles
 export {
+  CONSENT_DECISIONS,
+  DISCLOSURE_DECISIONS,
   LEDGER_EVENT_KINDS,
+  type ConsentDecision,
+  type DisclosureDecision,
+  type LedgerEventDecision,
   type LedgerEventKind,
   type LedgerEventRecord,
   canonicalRecordJson,
@@ -46,6 +51,17 @@ export {
   eventLeafHash,
   parseLedgerEventRecord,
 } from './event-record';
+export {
+  type ConsentEventInput,
+  type DisclosureEventInput,
+  type ErasureEventInput,
+  type ProvenanceEventInput,
+  accessEvent,
+  consentEvent,
+  erasureEvent,
+  provenanceEvent,
+  sharingEvent,
+} from './event-builders';
 export {
   PROOF_BUNDLE_FORMAT,
   type AnchorReference,

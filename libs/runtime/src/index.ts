@@ -6,3 +6,4 @@ export * from './runtime.module';
 export * from './tokens';
 export * from './run-main';
 export * from './source-clients';
+export * from './ledger-audit';

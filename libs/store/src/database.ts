@@ -5,6 +5,7 @@ import * as sourceAuth from './migrations/0002-source-auth';
 import * as subscriptions from './migrations/0003-subscriptions';
 import * as subscriptionTokens from './migrations/0005-subscription-tokens';
 import * as anchorOutbox from './migrations/0010-anchor-outbox';
+import * as ledgerPrivacy from './migrations/0020-ledger-privacy';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
@@ -14,6 +15,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003-subscriptions': subscriptions,
   '0005-subscription-tokens': subscriptionTokens,
   '0010-anchor-outbox': anchorOutbox,
+  '0020-ledger-privacy': ledgerPrivacy,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {

@@ -147,6 +147,20 @@ export class InboxRepository {
       .execute();
   }
 
+  /**
+   * Deletes the raw bytes (and headers) of notifications that held an erased patient's data; the
+   * rows stay, so what was received and when is still known.
+   */
+  async eraseBodies(db: StoreDb, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await db
+      .updateTable('inbox')
+      .set({ body: Buffer.alloc(0), headers: JSON.stringify({}) })
+      .where('id', 'in', ids)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   /** Records a failed attempt that will be retried (the row stays `received`). */
   async recordError(id: string, error: string): Promise<void> {
     await this.db.updateTable('inbox').set({ last_error: error }).where('id', '=', id).execute();

@@ -4,6 +4,7 @@ export * from './database';
 export * from './database-errors';
 export * from './dead-letters.repository';
 export * from './inbox.repository';
+export { type KeyWrapper, LocalKeyWrapper } from './key-wrapper';
 export * from './ledger.repository';
 export * from './patient-keys.repository';
 export * from './processed-events.repository';

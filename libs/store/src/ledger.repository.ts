@@ -11,6 +11,10 @@ export interface NewLedgerEvent {
   /** Canonical JSON of the event record, exactly the bytes hashed into the leaf. */
   readonly record: string;
   readonly leafHash: Buffer;
+  /** The patient key the digests were made with (`Patient/{id}`, or `*`). */
+  readonly keyScope?: string;
+  /** When the event was recorded (the record's `recorded`); default now. */
+  readonly createdAt?: Date;
 }
 
 export interface LedgerEventRow {
@@ -68,6 +72,8 @@ export class LedgerRepository {
         resource_version_id: event.resourceVersionId ?? null,
         record: event.record,
         leaf_hash: event.leafHash,
+        key_scope: event.keyScope ?? null,
+        ...(event.createdAt ? { created_at: event.createdAt } : {}),
       })
       .execute();
   }

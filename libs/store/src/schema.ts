@@ -121,7 +121,8 @@ export interface ResourceVersionsTable {
 export interface ProvenancesTable {
   id: string;
   resource_version_id: Int8;
-  content: JSONColumnType<Record<string, unknown>>;
+  /** null once the patient was erased (the row stays as a tombstone). */
+  content: JSONColumnType<Record<string, unknown>> | null;
   recorded_at: Timestamp;
 }
 
@@ -150,6 +151,8 @@ export interface LedgerEventsTable {
   /** Position in the log; null until the sequencer assigns it. */
   leaf_index: Int8 | null;
   created_at: GeneratedTimestamp;
+  /** The patient key the digests were made with: `Patient/{id}`, or `*` outside a Patient compartment. */
+  key_scope: string | null;
 }
 
 export interface LedgerNodesTable {
@@ -187,6 +190,8 @@ export interface PatientKeysTable {
   wrapped_key: Buffer | null;
   created_at: GeneratedTimestamp;
   destroyed_at: Timestamp | null;
+  /** The erasure leaf that destroyed the key. */
+  erasure_event_id: string | null;
 }
 
 export interface ProcessedEventsTable {

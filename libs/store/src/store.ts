@@ -11,6 +11,7 @@ import { AnchorOutboxRepository } from './anchor-outbox.repository';
 import { DeadLettersRepository } from './dead-letters.repository';
 import { InboxRepository } from './inbox.repository';
 import { LedgerRepository } from './ledger.repository';
+import { type KeyWrapper, LocalKeyWrapper } from './key-wrapper';
 import { PatientKeysRepository } from './patient-keys.repository';
 import { ProcessedEventsRepository } from './processed-events.repository';
 import { ResourcesRepository } from './resources.repository';
@@ -20,6 +21,11 @@ import { SubscriptionsRepository } from './subscriptions.repository';
 export interface StoreOptions extends DatabaseOptions {
   readonly databaseUrl: string;
   readonly masterKey: Buffer;
+  /**
+   * Wraps per-patient keys; default {@link LocalKeyWrapper} over `masterKey`. Pass a KMS-backed
+   * {@link KeyWrapper} to keep the key-encryption key out of the process.
+   */
+  readonly keyWrapper?: KeyWrapper;
   /** Create the database if missing and run migrations (both apps do this on start). */
   readonly migrate?: boolean;
 }
@@ -40,6 +46,7 @@ export class Store {
   private constructor(
     readonly db: StoreDb,
     masterKey: Buffer,
+    keyWrapper: KeyWrapper,
   ) {
     this.sources = new SourcesRepository(db, masterKey);
     this.adminKeys = new AdminKeysRepository(db);
@@ -48,7 +55,7 @@ export class Store {
     this.deadLetters = new DeadLettersRepository(db);
     this.ledger = new LedgerRepository(db);
     this.anchorOutbox = new AnchorOutboxRepository(db);
-    this.patientKeys = new PatientKeysRepository(db, masterKey);
+    this.patientKeys = new PatientKeysRepository(db, keyWrapper);
     this.processedEvents = new ProcessedEventsRepository(db);
     this.subscriptions = new SubscriptionsRepository(db);
   }
@@ -62,7 +69,7 @@ export class Store {
       await db.destroy();
       throw error;
     }
-    return new Store(db, options.masterKey);
+    return new Store(db, options.masterKey, options.keyWrapper ?? new LocalKeyWrapper(options.masterKey));
   }
 
   /** Runs `work` in one transaction; everything it writes commits together or not at all. */

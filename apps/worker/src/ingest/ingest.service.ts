@@ -17,12 +17,20 @@ import {
   type ParsedNotification,
   patientPseudonym,
   patientReferenceOf,
+  resourceVersionDigest,
   subscriptionKey,
   validateResource,
 } from '@fhir-trail/fhir-mapping';
-import { eventLeafEntry, leafHash, type LedgerEventRecord } from '@fhir-trail/ledger';
+import { eventLeafEntry, leafHash, provenanceEvent } from '@fhir-trail/ledger';
 import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
-import type { EventGap, InboxEntry, SourceRecord, Store, StoreDb } from '@fhir-trail/store';
+import {
+  type EventGap,
+  type InboxEntry,
+  PatientKeyDestroyedError,
+  type SourceRecord,
+  type Store,
+  type StoreDb,
+} from '@fhir-trail/store';
 import { EVENT_RESOLVER, type EventResolver, type ResolvedChange } from './event-resolver';
 
 /** What became of one accepted notification. */
@@ -140,6 +148,7 @@ export class IngestService implements OnModuleInit {
       let stored = 0;
       let deadLetters = 0;
       let duplicates = 0;
+      let erased = false;
       let index = 0;
       for (const { key, changes } of planned) {
         if (
@@ -155,8 +164,14 @@ export class IngestService implements OnModuleInit {
           const outcome = await this.apply(trx, entry, source, change, index++);
           if (outcome === 'stored') stored++;
           else if (outcome === 'dead-letter') deadLetters++;
+          else if (outcome === 'patient-erased') {
+            deadLetters++;
+            erased = true;
+          }
         }
       }
+      // The raw notification holds an erased patient's data: it goes too (see the erasure endpoint).
+      if (erased) await this.store.inbox.eraseBodies(trx, [entry.id]);
       const status = deadLetters > 0 && stored === 0 && duplicates === 0 ? 'dead-letter' : 'done';
       await this.store.inbox.finish(
         trx,
@@ -174,13 +189,13 @@ export class IngestService implements OnModuleInit {
     source: SourceRecord,
     change: ResolvedChange,
     index: number,
-  ): Promise<'stored' | 'dead-letter' | 'unchanged'> {
+  ): Promise<'stored' | 'dead-letter' | 'patient-erased' | 'unchanged'> {
     if (change.kind === 'unresolvable') {
       await this.deadLetter(trx, entry, index, change.reasonCode, change.outcome);
       return 'dead-letter';
     }
     if (change.kind === 'delete') {
-      await this.storeVersion(
+      return this.storeVersion(
         trx,
         entry,
         source,
@@ -189,7 +204,6 @@ export class IngestService implements OnModuleInit {
         { resourceType: change.resourceType, id: change.id },
         true,
       );
-      return 'stored';
     }
     const versionId = change.resource.meta?.versionId;
     if (versionId) {
@@ -208,10 +222,14 @@ export class IngestService implements OnModuleInit {
       await this.deadLetter(trx, entry, index, 'invalid-resource', validation.outcome);
       return 'dead-letter';
     }
-    await this.storeVersion(trx, entry, source, change.event, index, change.resource, false);
-    return 'stored';
+    return this.storeVersion(trx, entry, source, change.event, index, change.resource, false);
   }
 
+  /**
+   * Stores one version with its Provenance and its ledger event. The patient key is fetched first:
+   * after an erasure (key destroyed) nothing more is stored about that patient, and the change
+   * becomes a dead letter (`patient-erased`) without any of its content.
+   */
   private async storeVersion(
     trx: StoreDb,
     entry: InboxEntry,
@@ -220,17 +238,38 @@ export class IngestService implements OnModuleInit {
     index: number,
     resource: { resourceType: string; id: string; meta?: { versionId?: string; lastUpdated?: string } },
     isDelete: boolean,
-  ): Promise<void> {
+  ): Promise<'stored' | 'patient-erased'> {
     const recorded = new Date();
     const content = isDelete ? undefined : (resource as unknown as Record<string, unknown>);
+    const patientRef = content ? patientReferenceOf(content as unknown as Resource) : undefined;
+    const keyScope = patientRef ?? SOURCE_KEY_SCOPE;
+    let key: Buffer;
+    try {
+      key = await this.store.patientKeys.getOrCreate(source.id, keyScope, trx);
+    } catch (error) {
+      if (!(error instanceof PatientKeyDestroyedError)) throw error;
+      await this.deadLetter(
+        trx,
+        entry,
+        index,
+        'patient-erased',
+        failure(
+          'forbidden',
+          'the patient this resource is about was erased; nothing more is stored about them',
+        ),
+      );
+      return 'patient-erased';
+    }
+
     const sourceVersionId = resource.meta?.versionId ?? event.focus?.versionId;
+    const interaction = isDelete ? 'delete' : event.interaction === 'create' ? 'create' : 'update';
     const version = await this.store.resources.insertVersion(trx, {
       sourceId: source.id,
       resourceType: resource.resourceType,
       resourceId: resource.id,
       sourceVersionId,
       sourceLastUpdated: resource.meta?.lastUpdated,
-      interaction: isDelete ? 'delete' : event.interaction === 'create' ? 'create' : 'update',
+      interaction,
       content,
       inboxId: entry.id,
       entryIndex: index,
@@ -257,20 +296,31 @@ export class IngestService implements OnModuleInit {
       recordedAt: recorded,
     });
 
-    const patientRef = content ? patientReferenceOf(content as unknown as Resource) : undefined;
-    const key = await this.store.patientKeys.getOrCreate(source.id, patientRef ?? SOURCE_KEY_SCOPE, trx);
-    const record: LedgerEventRecord = {
-      v: 1,
-      kind: 'provenance',
+    const record = provenanceEvent({
       eventId: provenanceId,
-      recorded: recorded.toISOString(),
+      recorded,
       source: source.id,
       subject: resource.resourceType,
-      resourceDigest: keyedDigest(key, content ?? { resourceType: resource.resourceType, deleted: true }),
+      resourceDigest: resourceVersionDigest(key, {
+        source: source.id,
+        resourceType: resource.resourceType,
+        resourceId: resource.id,
+        version: version.version,
+        sourceVersionId: sourceVersionId ?? null,
+        sourceLastUpdated: resource.meta?.lastUpdated
+          ? new Date(resource.meta.lastUpdated).toISOString()
+          : null,
+        interaction,
+        recorded: recorded.toISOString(),
+        inboxId: entry.id,
+        entryIndex: index,
+        applied: version.applied,
+        resource: content ?? null,
+      }),
       provenanceDigest: keyedDigest(key, provenance),
-      ...(patientRef ? { patient: patientPseudonym(key, patientRef) } : {}),
+      patient: patientRef ? patientPseudonym(key, patientRef) : undefined,
       actor: `source:${source.id}`,
-    };
+    });
     const leafEntry = eventLeafEntry(record);
     await this.store.ledger.insertEvent(trx, {
       eventId: provenanceId,
@@ -279,9 +329,12 @@ export class IngestService implements OnModuleInit {
       resourceType: resource.resourceType,
       resourceId: resource.id,
       resourceVersionId: version.id,
-      record: Buffer.from(leafEntry).toString('utf8'),
+      record: leafEntry.toString('utf8'),
       leafHash: leafHash(leafEntry),
+      keyScope,
+      createdAt: recorded,
     });
+    return 'stored';
   }
 
   private async deadLetter(
@@ -347,7 +400,7 @@ function sourceEntity(
 }
 
 function failure(
-  code: 'structure' | 'required' | 'not-supported',
+  code: 'structure' | 'required' | 'not-supported' | 'forbidden',
   text: string,
   expression?: string,
 ): OperationOutcome {

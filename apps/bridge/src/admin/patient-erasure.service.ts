@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { AppConfig } from '@fhir-trail/config';
+import { patientPseudonym } from '@fhir-trail/fhir-mapping';
+import { erasureEvent, eventLeafEntry, leafHash } from '@fhir-trail/ledger';
+import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
+import type { Store } from '@fhir-trail/store';
+
+/** What an erasure did. */
+export type ErasureResult =
+  | {
+      readonly status: 'erased';
+      readonly eventId: string;
+      readonly destroyedAt: Date;
+      readonly resourceVersions: number;
+      readonly provenances: number;
+      readonly notifications: number;
+    }
+  | { readonly status: 'already-erased'; readonly eventId: string | null; readonly destroyedAt: Date }
+  | { readonly status: 'unknown-patient' };
+
+/**
+ * GDPR art. 17 erasure by crypto-shredding, in one transaction: the patient's key is locked (so
+ * ingest cannot use it meanwhile), the erasure leaf is written with the pseudonym computed before
+ * the key goes, the off-chain copies are deleted — resource version content, Provenance content,
+ * the raw notifications they came in — while their rows stay as tombstones so the log still
+ * stands, and the key is destroyed (`wrapped_key` null, time and erasure event kept).
+ */
+@Injectable()
+export class PatientErasureService {
+  private readonly logger = new Logger(PatientErasureService.name);
+
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** @param patientRef `Patient/{id}` as the source names the patient. */
+  async erase(sourceId: string, patientRef: string): Promise<ErasureResult> {
+    const result = await this.store.transaction(async (trx): Promise<ErasureResult> => {
+      const state = await this.store.patientKeys.lockForErasure(trx, sourceId, patientRef);
+      if (state.state === 'missing') return { status: 'unknown-patient' };
+      if (state.state === 'destroyed') {
+        return { status: 'already-erased', eventId: state.erasureEventId, destroyedAt: state.destroyedAt };
+      }
+      const eventId = randomUUID();
+      const recorded = new Date();
+      const record = erasureEvent({
+        eventId,
+        recorded,
+        source: sourceId,
+        actor: `bridge:${this.config.bridgeId}`,
+        patient: patientPseudonym(state.key, patientRef),
+      });
+      const entry = eventLeafEntry(record);
+      await this.store.ledger.insertEvent(trx, {
+        eventId,
+        kind: record.kind,
+        sourceId,
+        resourceType: 'Patient',
+        resourceId: patientRef.slice('Patient/'.length),
+        record: entry.toString('utf8'),
+        leafHash: leafHash(entry),
+        keyScope: patientRef,
+        createdAt: recorded,
+      });
+
+      const versions = await trx
+        .selectFrom('ledger_events')
+        .select('resource_version_id')
+        .where('source_id', '=', sourceId)
+        .where('key_scope', '=', patientRef)
+        .where('resource_version_id', 'is not', null)
+        .execute();
+      const ids = versions.flatMap((v) => (v.resource_version_id === null ? [] : [v.resource_version_id]));
+      let resourceVersions = 0;
+      let provenances = 0;
+      let notifications = 0;
+      if (ids.length > 0) {
+        const erasedVersions = await trx
+          .updateTable('resource_versions')
+          .set({ content: null })
+          .where('id', 'in', ids)
+          .returning('inbox_id')
+          .execute();
+        resourceVersions = erasedVersions.length;
+        const erasedProvenances = await trx
+          .updateTable('provenances')
+          .set({ content: null })
+          .where('resource_version_id', 'in', ids)
+          .executeTakeFirst();
+        provenances = Number(erasedProvenances.numUpdatedRows);
+        // The raw notifications the versions came in are copies too. A notification that also held
+        // other patients' resources goes as well: its resources are stored, so only the raw copy is lost.
+        const inboxIds = [...new Set(erasedVersions.map((v) => v.inbox_id))];
+        // A row still `received` is left to ingest, which drops its body once it meets the erased patient.
+        const processed = await trx
+          .selectFrom('inbox')
+          .select('id')
+          .where('id', 'in', inboxIds)
+          .where('status', '<>', 'received')
+          .execute();
+        notifications = await this.store.inbox.eraseBodies(
+          trx,
+          processed.map((row) => row.id),
+        );
+        await trx.updateTable('dead_letters').set({ raw: null }).where('inbox_id', 'in', inboxIds).execute();
+      }
+      const destroyedAt = await this.store.patientKeys.destroy(trx, sourceId, patientRef, eventId);
+      return { status: 'erased', eventId, destroyedAt, resourceVersions, provenances, notifications };
+    });
+    if (result.status === 'erased') {
+      this.logger.log({
+        msg: 'patient erased',
+        source: sourceId,
+        eventId: result.eventId,
+        resourceVersions: result.resourceVersions,
+      });
+    }
+    return result;
+  }
+}
