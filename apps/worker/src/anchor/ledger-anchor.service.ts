@@ -93,6 +93,9 @@ export class LedgerAnchorService implements OnApplicationShutdown {
         if (!locked.rows[0]?.locked) return undefined;
         try {
           await this.sequence(connection);
+          // Redis lost our lease (expired while Redis was unreachable, another worker took it):
+          // leave the signing to that worker; the sequenced leaves are anchored by it.
+          if (lease.lost) return undefined;
           return await this.anchor();
         } finally {
           await sql`select pg_advisory_unlock(${ANCHOR_LOCK_KEY})`.execute(connection);

@@ -7,8 +7,6 @@ import { Redis } from 'ioredis';
  * short enough that a crashed worker's key is free again within half a minute.
  */
 const LEASE_MS = 30_000;
-/** Renew well before expiry (three chances per lease). */
-const RENEW_EVERY_MS = LEASE_MS / 3;
 
 /** Extends the lease only while we still own it. */
 const RENEW_SCRIPT = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
@@ -33,6 +31,8 @@ export class SignerLock {
   constructor(
     redisUrl: string,
     private readonly keyPrefix: string,
+    /** Renewed every third of it (three chances per lease). */
+    private readonly leaseMs: number = LEASE_MS,
   ) {
     this.redis = new Redis({
       ...redisConnectionOptions(redisUrl),
@@ -46,17 +46,17 @@ export class SignerLock {
   async acquire(chainId: string, signer: string): Promise<SignerLease | undefined> {
     const key = `${this.keyPrefix}:anchor-signer:${chainId}:${signer.toLowerCase()}`;
     const token = randomUUID();
-    const taken = await this.redis.set(key, token, 'PX', LEASE_MS, 'NX');
+    const taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX');
     if (taken !== 'OK') return undefined;
     let lost = false;
     const timer = setInterval(() => {
-      this.redis.eval(RENEW_SCRIPT, 1, key, token, LEASE_MS).then(
+      this.redis.eval(RENEW_SCRIPT, 1, key, token, this.leaseMs).then(
         (renewed) => {
           if (renewed === 0) lost = true;
         },
         () => undefined, // Redis unreachable: the next renewal tries again; the lease outlives two misses
       );
-    }, RENEW_EVERY_MS);
+    }, this.leaseMs / 3);
     timer.unref();
     return {
       get lost() {
