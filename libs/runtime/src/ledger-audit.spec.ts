@@ -74,6 +74,19 @@ describe('the ledger auditor on PostgreSQL, over disclosure and consent events',
         }),
         'consent-1',
       ],
+      // As a writer that knows no key scope logs it: checked except for its keyed fields.
+      [
+        consentEvent({
+          ...BASE,
+          eventId: randomUUID(),
+          recorded,
+          patient,
+          consentKey: 'registry:8',
+          decision: 'revoked',
+          resourceDigest: `0x${'cd'.repeat(32)}`,
+        }),
+        'consent-2',
+      ],
     ];
     await store
       .transaction(async (trx) => {
@@ -87,8 +100,7 @@ describe('the ledger auditor on PostgreSQL, over disclosure and consent events',
             resourceId,
             record: entry.toString('utf8'),
             leafHash: leafHash(entry),
-            keyScope: 'Patient/a',
-            createdAt: recorded,
+            ...(resourceId === 'consent-2' ? {} : { keyScope: 'Patient/a', createdAt: recorded }),
           });
         }
         // Sequence them as the anchorer does, and record a checkpoint of the head.
@@ -136,12 +148,12 @@ describe('the ledger auditor on PostgreSQL, over disclosure and consent events',
   it('verifies every kind: record, leaf, pseudonym, nodes, head and checkpoint', async () => {
     const report = await new LedgerAuditor(store).auditAll();
     expect(report.mismatches).toEqual([]);
-    expect(report).toMatchObject({ events: 3, treeSize: 3 });
-    expect(report.statuses).toEqual({ verified: 3, tampered: 0, 'key-destroyed': 0, pending: 0 });
+    expect(report).toMatchObject({ events: 4, treeSize: 4 });
+    expect(report.statuses).toEqual({ verified: 4, tampered: 0, 'key-destroyed': 0, pending: 0 });
     const sharing = await new LedgerAuditor(store).verifyEvent(ids.sharing);
     expect(sharing).toMatchObject({ kind: 'sharing', status: 'verified', leafIndex: 0, mismatches: [] });
     expect(
-      verifyInclusion(sharing!.leafHash, 0, 3, sharing!.inclusionPath ?? [], sharing!.checkpoint!.root),
+      verifyInclusion(sharing!.leafHash, 0, 4, sharing!.inclusionPath ?? [], sharing!.checkpoint!.root),
     ).toBe(true);
   });
 

@@ -406,26 +406,23 @@ export class LedgerAuditor {
       ['kind', event.kind, record.kind],
       ['source_id', event.source_id, record.source],
       ['resource_type', event.resource_type, record.subject],
-      ['created_at', iso(event.created_at), record.recorded],
+      ['created_at', iso(event.created_at), iso(record.recorded)],
     ];
     for (const [column, stored, recorded] of columns) {
       if (stored !== recorded) fail('ledger_events', eventRow, `${column} does not match the event record`);
     }
 
     const scope = event.key_scope;
-    const keyed =
-      record.patient !== undefined ||
-      record.resourceDigest !== undefined ||
-      record.provenanceDigest !== undefined ||
-      record.kind === 'erasure';
+    // Provenance and erasure events are always written with their key scope; other kinds name one
+    // when their writer knows it (without it their pseudonym and digests go unchecked, not flagged).
+    const keyRequired = record.kind === 'provenance' || record.kind === 'erasure';
     const key = scope === null ? undefined : await this.keyState(event.source_id, scope);
     if (key === 'unwrap-failed') {
       fail('patient_keys', `source_id=${event.source_id}`, 'the wrapped patient key no longer unwraps');
     } else if (key?.state === 'missing') {
       fail('ledger_events', eventRow, 'key_scope names no patient key');
-    } else if (key === undefined && keyed) {
-      // Nothing keyed (a disclosure logged without pseudonym or digest) needs no key.
-      fail('ledger_events', eventRow, 'key_scope is missing for a record with keyed digests');
+    } else if (key === undefined && keyRequired) {
+      fail('ledger_events', eventRow, `key_scope is missing for a ${record.kind} event`);
     }
     const active =
       key !== undefined && key !== 'unwrap-failed' && key.state === 'active' ? key.key : undefined;
@@ -451,9 +448,8 @@ export class LedgerAuditor {
       found.push({ table: 'patient_keys', row: `source_id=${event.source_id}`, problem: KEY_DESTROYED });
 
     if (event.resource_version_id === null) {
-      if (record.kind === 'provenance' || record.resourceDigest !== undefined) {
-        fail('ledger_events', eventRow, 'resource_version_id is missing');
-      }
+      // A disclosure or consent may digest a record kept elsewhere (a consent policy): not checked here.
+      if (record.kind === 'provenance') fail('ledger_events', eventRow, 'resource_version_id is missing');
       return found;
     }
     const version = context.version;

@@ -13,7 +13,7 @@ export interface NewLedgerEvent {
   readonly leafHash: Buffer;
   /** The patient key the digests were made with (`Patient/{id}`, or `*`). */
   readonly keyScope?: string;
-  /** When the event was recorded (the record's `recorded`); default now. */
+  /** When the event was recorded; default: the record's `recorded` (the audit checks they agree). */
   readonly createdAt?: Date;
 }
 
@@ -73,7 +73,7 @@ export class LedgerRepository {
         record: event.record,
         leaf_hash: event.leafHash,
         key_scope: event.keyScope ?? null,
-        ...(event.createdAt ? { created_at: event.createdAt } : {}),
+        created_at: event.createdAt ?? recordedAt(event.record),
       })
       .execute();
   }
@@ -255,6 +255,12 @@ export class LedgerRepository {
       leafIndex: r.leaf_index === null ? null : Number(r.leaf_index),
     }));
   }
+}
+
+/** The `recorded` time of a canonical event record, or now for a record without one. */
+function recordedAt(record: string): Date {
+  const recorded = (JSON.parse(record) as { recorded?: unknown }).recorded;
+  return typeof recorded === 'string' ? new Date(recorded) : new Date();
 }
 
 function toCheckpoint(row: {
