@@ -35,7 +35,9 @@ const ROOT = join(__dirname, '..');
 /** The bridge under test; BENCH_BRIDGE_MAIN points at another build (e.g. a saved one, for before/after). */
 const BRIDGE_MAIN = process.env.BENCH_BRIDGE_MAIN ?? join(ROOT, 'dist/apps/bridge/main.js');
 /** Node flags for the bridge: by default the ones `npm start` and the Docker image use (BENCH_BRIDGE_NODE_FLAGS='' for none). */
-const BRIDGE_NODE_FLAGS = (process.env.BENCH_BRIDGE_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean);
+const BRIDGE_NODE_FLAGS = (process.env.BENCH_BRIDGE_NODE_FLAGS ?? '--max-semi-space-size=2')
+  .split(' ')
+  .filter(Boolean);
 const CONNECTIONS = 32;
 const DURATION_SECONDS = Number(process.env.BENCH_DURATION_SECONDS ?? 8);
 const WARMUP_SECONDS = 2;
