@@ -220,7 +220,13 @@ describe('one notification, end to end, to a verifiable proof', () => {
     const inboxId = ((await response.json()) as OperationOutcome).id!;
     const redis = new Redis(`redis://127.0.0.1:6379/${REDIS_DB}`);
     try {
-      expect(await redis.keys(`${stack.config.queuePrefix}:ingest:inbox-${inboxId}`)).toHaveLength(1);
+      // The job is enqueued just after the answer (batched, off the path to the 200): wait for it.
+      const jobKey = `${stack.config.queuePrefix}:ingest:inbox-${inboxId}`;
+      await eventually(
+        async () => ((await redis.exists(jobKey)) === 1 ? true : undefined),
+        5_000,
+        'the ingest job',
+      );
       await redis.flushdb();
       expect(await redis.dbsize()).toBe(0);
     } finally {
