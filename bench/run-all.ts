@@ -1,34 +1,40 @@
 /**
  * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
  * table and whether each goal is met, and records the figures in bench/results/intake.json (one
- * JSON line per benchmark) and bench/results/ledger.json. BENCH_ONLY=ledger (or intake, pipeline)
- * runs one of them.
+ * JSON line per benchmark), bench/results/mapping.json and bench/results/ledger.json.
+ * BENCH_ONLY=intake|pipeline|mapping|ledger runs one of them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from './intake.bench';
 import { ledgerBenchmark } from './ledger.bench';
+import { mappingBenchmark, mappingReport } from './mapping.bench';
 import type { PacedFigures } from './support';
 
+const PARTS = ['intake', 'pipeline', 'mapping', 'ledger'] as const;
+
 async function main(): Promise<void> {
-  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark) or BENCH_ONLY=ledger runs just that.
+  const started = Date.now();
+  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark), mapping or ledger runs just that.
   const only = process.env.BENCH_ONLY;
-  if (only !== undefined && !['intake', 'pipeline', 'ledger'].includes(only)) {
-    throw new Error(`BENCH_ONLY=${only}: choose intake, pipeline or ledger`);
+  if (only !== undefined && !(PARTS as readonly string[]).includes(only)) {
+    throw new Error(`BENCH_ONLY=${only}: choose ${PARTS.join(', ')}`);
   }
-  const run = (name: 'intake' | 'ledger'): boolean =>
-    only === undefined || (name === 'ledger' ? only === 'ledger' : only !== 'ledger');
-  if (run('intake')) {
-    const started = Date.now();
-    const results = await intakeBenchmarks();
-    await mkdir(join(__dirname, 'results'), { recursive: true });
+  const runs = (part: 'intake' | 'mapping' | 'ledger'): boolean =>
+    only === undefined || only === part || (part === 'intake' && only === 'pipeline');
+  await mkdir(join(__dirname, 'results'), { recursive: true });
+  const results = runs('intake') ? await intakeBenchmarks() : [];
+  if (results.length > 0) {
     await writeFile(
       join(__dirname, 'results', 'intake.json'),
       results.map((r) => JSON.stringify(r)).join('\n') + '\n',
     );
-    process.stdout.write(report(results, (Date.now() - started) / 1000));
   }
-  if (run('ledger')) {
+  // CPU-only, in this process: after the intake runs, so their servers are gone.
+  const mapping = runs('mapping') ? await mappingBenchmark() : undefined;
+  if (mapping) await writeFile(join(__dirname, 'results', 'mapping.json'), `${JSON.stringify(mapping)}\n`);
+  process.stdout.write(report(results, (Date.now() - started) / 1000, mapping && mappingReport(mapping)));
+  if (runs('ledger')) {
     // Prints its own tables (per-event baseline beside batches of 100, 1,000 and 10,000; proofs at
     // 10^6 leaves; bundle size) and writes bench/results/ledger.json.
     process.stdout.write('\n');
@@ -36,24 +42,31 @@ async function main(): Promise<void> {
   }
 }
 
-function report(results: readonly BenchResult[], seconds: number): string {
+function report(
+  results: readonly BenchResult[],
+  seconds: number,
+  mapping?: { lines: string[]; goals: string[] },
+): string {
   const first = results[0];
-  const lines = [
-    '',
-    `intake: ${String(first?.connections)} connections, ${String(first?.durationSeconds)} s per run after a warm-up, ` +
-      `${String(first?.cores)} cores, Node ${String(first?.node)}; baseline = one INSERT of the body, same PostgreSQL, same run`,
-    '',
-    row([
-      'shape',
-      'bytes',
-      'bridge req/s',
-      'p50 ms',
-      'p99 ms',
-      'baseline req/s',
-      'ratio',
-      'CPU ms/req bridge+pg | base',
-    ]),
-  ];
+  const lines: string[] = [];
+  if (first) {
+    lines.push(
+      '',
+      `intake: ${String(first.connections)} connections, ${String(first.durationSeconds)} s per run after a warm-up, ` +
+        `${String(first.cores)} cores, Node ${String(first.node)}; baseline = one INSERT of the body, same PostgreSQL, same run`,
+      '',
+      row([
+        'shape',
+        'bytes',
+        'bridge req/s',
+        'p50 ms',
+        'p99 ms',
+        'baseline req/s',
+        'ratio',
+        'CPU ms/req bridge+pg | base',
+      ]),
+    );
+  }
   const goals: string[] = [];
   for (const result of results) {
     if (result.benchmark.startsWith('intake/') && result.benchmark !== 'intake/half-rate') {
@@ -118,6 +131,10 @@ function report(results: readonly BenchResult[], seconds: number): string {
           `p99 ${intake.p99Ms} ms)${result.complete ? '' : ' — INCOMPLETE: the worker did not finish in time'}`,
       );
     }
+  }
+  if (mapping) {
+    lines.push(...mapping.lines);
+    goals.push(...mapping.goals);
   }
   lines.push('', 'goals:', ...goals.map((g) => `  ${g}`), '', `bench took ${seconds.toFixed(0)} s`, '');
   return lines.join('\n');

@@ -5,6 +5,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { AppConfig } from '@fhir-trail/config';
 import { createAppLogger } from '@fhir-trail/runtime';
 import { registerAdminKey } from './admin/admin-keys.service';
+import { registerMappingProfiles } from './mappings/mapping-profiles.loader';
 import { BridgeModule } from './bridge.module';
 import { OperationOutcomeFilter } from './fhir/operation-outcome.filter';
 import { serveHookFastPath } from './notifications/hook-route';
@@ -24,6 +25,7 @@ export async function createBridgeApp(
   logger?: LoggerService,
 ): Promise<NestFastifyApplication> {
   const sources = await registerSources(config);
+  const mappingProfiles = await registerMappingProfiles(config);
   await registerAdminKey(config);
   const adapter = new FastifyAdapter({ bodyLimit: config.maxBodyBytes, logger: false, trustProxy: true });
   const fastify = adapter.getInstance();
@@ -38,7 +40,11 @@ export async function createBridgeApp(
   app.useGlobalFilters(new OperationOutcomeFilter());
   // Before init: Nest registers its routes in init(), and the hot one gets the plain Fastify handler.
   serveHookFastPath(fastify, app.get(NotificationsService));
-  new Logger('Bridge').log({ msg: 'sources registered', count: sources });
+  new Logger('Bridge').log({
+    msg: 'sources registered',
+    count: sources,
+    mappingProfileFiles: mappingProfiles,
+  });
   app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(

@@ -2,16 +2,22 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bullmq';
 import type { AppConfig } from '@fhir-trail/config';
 import { QUEUES } from '@fhir-trail/jobs';
-import { RuntimeModule, SourceClients } from '@fhir-trail/runtime';
+import { MappingProfileRegistry, RuntimeModule, SourceClients } from '@fhir-trail/runtime';
+import { AdminDeadLettersController } from './admin/admin-dead-letters.controller';
+import { AdminDestinationsController } from './admin/admin-destinations.controller';
 import { AdminKeyGuard } from './admin/admin-key.guard';
 import { AdminKeysService } from './admin/admin-keys.service';
 import { AdminPatientsController } from './admin/admin-patients.controller';
 import { PatientErasureService } from './admin/patient-erasure.service';
+import { AdminMappingsController } from './admin/admin-mappings.controller';
 import { AdminStatusController } from './admin/admin-status.controller';
 import { AdminSubscriptionsController } from './admin/admin-subscriptions.controller';
 import { AdminSourcesController } from './admin/admin-sources.controller';
 import { ProvenanceVerificationService } from './audit/provenance-verification.service';
 import { ProvenanceVerifyController } from './audit/provenance-verify.controller';
+import { AuditEventController } from './consent/audit-event.controller';
+import { ConsentKeyGuard } from './consent/consent-key.guard';
+import { ConsentController } from './consent/consent.controller';
 import { HealthController } from './health/health.controller';
 import { CheckpointsController } from './ledger/checkpoints.controller';
 import { CheckpointsService } from './ledger/checkpoints.service';
@@ -30,16 +36,20 @@ export class BridgeModule {
       module: BridgeModule,
       imports: [
         RuntimeModule.forRoot(config, { applicationName: 'fhir-trail-bridge', databasePoolSize: 20 }),
-        BullModule.registerQueue({
-          name: QUEUES.ingest,
-          // Jobs are only a fast path: the inbox row is the truth and the relay re-enqueues it.
-          defaultJobOptions: {
-            attempts: 5,
-            backoff: { type: 'exponential', delay: 1_000 },
-            removeOnComplete: true,
-            removeOnFail: true,
+        BullModule.registerQueue(
+          {
+            name: QUEUES.ingest,
+            // Jobs are only a fast path: the inbox row is the truth and the relay re-enqueues it.
+            defaultJobOptions: {
+              attempts: 5,
+              backoff: { type: 'exponential', delay: 1_000 },
+              removeOnComplete: true,
+              removeOnFail: true,
+            },
           },
-        }),
+          { name: QUEUES.consent },
+        ),
+        BullModule.registerQueue({ name: QUEUES.replay }),
       ],
       controllers: [
         NotificationsController,
@@ -51,6 +61,11 @@ export class BridgeModule {
         AdminSubscriptionsController,
         AdminPatientsController,
         ProvenanceVerifyController,
+        AdminMappingsController,
+        AdminDeadLettersController,
+        ConsentController,
+        AdminDestinationsController,
+        AuditEventController,
       ],
       providers: [
         SourcesService,
@@ -61,9 +76,11 @@ export class BridgeModule {
         CheckpointsService,
         AdminKeysService,
         AdminKeyGuard,
+        ConsentKeyGuard,
         SourceClients,
         PatientErasureService,
         ProvenanceVerificationService,
+        MappingProfileRegistry,
       ],
     };
   }

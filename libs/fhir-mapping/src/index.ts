@@ -63,3 +63,84 @@ export {
 
 export { eventDedupeKey, subscriptionKey, type EventCounterSemantics } from './notification-identity';
 export { buildRecoveryBundle, type RecoveredEvent } from './recovery-bundle.builder';
+
+export {
+  MAPPING_STEP_ORDER,
+  type CompiledMappingProfile,
+  type ConceptMapStep,
+  type ExtensionRulesStep,
+  type MappingProfileDocument,
+  type MappingStep,
+  type MappingStepKind,
+  type MetaStampStep,
+  type NormaliseContext,
+  type NormaliseResult,
+  type ReferenceRewriteStep,
+  type ResourceChange,
+  type SourceFhirVersion,
+  type StructureMapStep,
+  type SystemRewriteStep,
+  type UnitConversionRule,
+  type UnitNormalisationStep,
+  type UnmappedHandling,
+  type ValidationStep,
+} from './mapping/mapping-profile.types';
+export { parseMappingProfile } from './mapping/mapping-profile.parser';
+export { compileMappingProfile } from './mapping/mapping-profile.compiler';
+export { normaliseResource } from './mapping/normalise';
+export { detectFhirVersion } from './mapping/version-conversion';
+export { loadMappingDefinitions } from './mapping/mapping-definitions';
+export { parseResourceJson } from './resource-json';
+
+// Dry runs of a mapping profile ($transform, `npm run map`).
+export {
+  describeChange,
+  dryRunMapping,
+  summarise as summariseDryRun,
+  type DryRun,
+  type DryRunResult,
+  type DryRunStatus,
+  type DryRunSummary,
+} from './mapping-dry-run';
+
+export {
+  ACT_CODE_SYSTEM,
+  CONSENT_ACTION_SYSTEM,
+  CONSENT_ACTIONS,
+  CONSENT_SCOPE_SYSTEM,
+  CONSENT_STATUSES,
+  PARTICIPATION_TYPE_SYSTEM,
+  PURPOSE_OF_USE_SYSTEM,
+  PURPOSE_PARENT,
+  PURPOSES_OF_USE,
+  R4_RESOURCE_TYPES,
+  RESOURCE_TYPE_CLASS_SYSTEM,
+  SHARING_ACTIONS,
+  buildDisclosureAuditEvent,
+  dataClassBitmap,
+  dataClassIndex,
+  dateTimeBounds,
+  decide,
+  interpretConsent,
+  isPurposeOfUse,
+  purposeBitmap,
+  purposeIndex,
+  registryScopeAllows,
+  registryScopesOf,
+  type RegistryScope,
+  type ConsentAction,
+  type ConsentActor,
+  type ConsentDecision,
+  type ConsentDecisionReason,
+  type ConsentInterpretation,
+  type ConsentPolicy,
+  type ConsentRequest,
+  type ConsentRule,
+  type ConsentStatus,
+  type DisclosureAuditInput,
+  type DisclosureOutcome,
+  type InterpretConsentOptions,
+  type PurposeOfUse,
+  type R4ResourceType,
+  type SecurityLabelKey,
+} from './consent';

@@ -85,6 +85,13 @@ describe('buildProvenance', () => {
     });
   });
 
+  it('names the mapping profile version in policy, and has no policy without one', () => {
+    expect(
+      buildProvenance({ ...INPUT, policy: ['urn:fhir-trail:mapping-profile:epic-lab|3'] }).policy,
+    ).toEqual(['urn:fhir-trail:mapping-profile:epic-lab|3']);
+    expect(buildProvenance({ ...INPUT, policy: [] })).not.toHaveProperty('policy');
+  });
+
   it.each<[ProvenanceInput['activity'], string, string]>([
     ['create', 'CREATE', 'create'],
     ['update', 'UPDATE', 'revise'],
@@ -117,6 +124,7 @@ describe('buildProvenance', () => {
     ],
     ['with a Date and a zone offset', { ...INPUT, recorded: new Date('2026-11-25T10:15:30Z') }],
     ['with an offset instant', { ...INPUT, recorded: '2026-11-25T11:15:30+01:00' }],
+    ['naming its mapping profile', { ...INPUT, policy: ['urn:fhir-trail:mapping-profile:epic-lab|3'] }],
   ])('passes validateResource %s', (_label, input) => {
     expect(validateResource(buildProvenance(input))).toEqual({ valid: true, warnings: [] });
   });

@@ -44,6 +44,11 @@ export interface ProvenanceInput {
   sourceEntity: string | Reference;
   /** The bridge instance that assembled the normalised version. */
   bridge: { identifier: Identifier; display: string };
+  /**
+   * `Provenance.policy`: URIs of the rules the resource was produced under — here the mapping
+   * profile version, `urn:fhir-trail:mapping-profile:{id}|{version}`.
+   */
+  policy?: readonly string[];
 }
 
 /**
@@ -52,7 +57,8 @@ export interface ProvenanceInput {
  * - `activity`: v3-DataOperation CREATE / UPDATE / DELETE;
  * - `agent[0]`: the source organisation, type `custodian`;
  * - `agent[1]`: the bridge (a Device), type `assembler`;
- * - `entity[0]`: role `source`, `what` = the address at the source.
+ * - `entity[0]`: role `source`, `what` = the address at the source;
+ * - `policy`: as given (the mapping profile version), omitted when empty.
  *
  * @throws TypeError for malformed input (bad ids, a `recorded` that is not an instant, an empty
  * source organisation). Messages name the field, not its value.
@@ -88,6 +94,7 @@ export function buildProvenance(input: ProvenanceInput): Provenance {
       },
     ],
     entity: [{ role: 'source', what }],
+    ...(input.policy && input.policy.length > 0 ? { policy: [...input.policy] } : {}),
   };
 }
 

@@ -6,6 +6,12 @@ export const QUEUES = {
   anchor: 'anchor',
   /** Recovery: repairs gaps in a subscription's event numbers, watches silent subscriptions. */
   backfill: 'backfill',
+  /** Replays one dead letter through its source's active mapping profile (admin API). */
+  replay: 'replay',
+  /** Brings the consent registry contract in line with a patient's consents; then checks it at finality. */
+  consent: 'consent',
+  /** Delivers new resource versions to destinations whose consent check passes (fan-out, then one job per destination). */
+  share: 'share',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -43,3 +49,33 @@ export function ingestJobId(inboxId: string): string {
 export const ANCHOR_SCHEDULER_ID = 'anchor-interval';
 /** Job id of a size-triggered anchor run; duplicates collapse while one is queued. */
 export const ANCHOR_SIZE_JOB_ID = 'anchor-size';
+
+/** Replay one dead letter; the worker reads its input from PostgreSQL (no PHI in Redis). */
+export interface ReplayJob {
+  readonly deadLetterId: string;
+}
+
+/** Job id of a dead letter's replay: asking twice while it is queued collapses into one job. */
+export function replayJobId(deadLetterId: string): string {
+  return `replay-${deadLetterId}`;
+}
+
+/** A stored consent (row id) whose patient's registry pairs must be synced. No PHI: ids only. */
+export interface ConsentJob {
+  readonly consentRowId: string;
+}
+
+/** Job id of a consent sync: one per stored consent version while it is queued. */
+export function consentJobId(consentRowId: string, version: number): string {
+  return `consent-${consentRowId}-${version}`;
+}
+
+/** Fan a stored version out to the destinations, or deliver it to one. Ids only. */
+export type ShareJob =
+  | { readonly kind: 'fan-out'; readonly resourceVersionId: string }
+  | { readonly kind: 'deliver'; readonly resourceVersionId: string; readonly destinationId: string };
+
+/** One fan-out per stored version, one delivery per (version, destination), while queued. */
+export function shareJobId(resourceVersionId: string, destinationId?: string): string {
+  return destinationId ? `deliver-${resourceVersionId}-${destinationId}` : `share-${resourceVersionId}`;
+}

@@ -23,11 +23,11 @@ export interface ContractArtifact {
   readonly deployedBytecode: string;
 }
 
-/** Source unit name of the contract. It is part of the metadata hash, so it must not be an absolute path. */
-const SOURCE_NAME = 'contracts/FhirTrailAnchor.sol';
-const CONTRACT_NAME = 'FhirTrailAnchor';
+/** The contracts of this library; each lives in `contracts/<name>.sol` and compiles to `artifacts/<name>.json`. */
+export const LEDGER_CONTRACT_NAMES = ['FhirTrailAnchor', 'FhirTrailConsentRegistry'] as const;
+export type LedgerContractName = (typeof LEDGER_CONTRACT_NAMES)[number];
 
-/** The settings the committed artifact is built with (see toolchain-spike.md, section 5). */
+/** The settings the committed artifacts are built with (see toolchain-spike.md, section 5). */
 export const ANCHOR_COMPILER_SETTINGS: CompilerSettings = {
   optimizer: { enabled: true, runs: 200 },
   evmVersion: 'cancun',
@@ -60,10 +60,18 @@ interface SolcOutput {
  * Line endings are normalised to LF so a CRLF checkout produces the same bytecode.
  */
 export async function compileAnchorContract(): Promise<ContractArtifact> {
+  return compileLedgerContract('FhirTrailAnchor');
+}
+
+/**
+ * Compiles `contracts/<name>.sol` the same way as {@link compileAnchorContract}. The source unit
+ * name (`contracts/<name>.sol`) is part of the metadata hash, so it is never an absolute path.
+ */
+export async function compileLedgerContract(name: LedgerContractName): Promise<ContractArtifact> {
+  const SOURCE_NAME = `contracts/${name}.sol`;
+  const CONTRACT_NAME = name;
   const solc = (await import('solc')).default as unknown as SolcCompiler;
-  const source = normaliseSource(
-    readFileSync(join(__dirname, '..', 'contracts', 'FhirTrailAnchor.sol'), 'utf8'),
-  );
+  const source = normaliseSource(readFileSync(join(__dirname, '..', 'contracts', `${name}.sol`), 'utf8'));
   const input = {
     language: 'Solidity',
     sources: { [SOURCE_NAME]: { content: source } },

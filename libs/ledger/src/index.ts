@@ -146,3 +146,26 @@ export {
   verifyCheckpoint,
   verifyProofBundle,
 } from './proof-bundle-verifier';
+
+// The consent registry contract
+export {
+  CONSENT_GRANT_TYPES,
+  CONSENT_REGISTRY_ARTIFACT,
+  CONSENT_REGISTRY_ROLES,
+  CONSENT_REVOKE_TYPES,
+  type ConsentGrantScope,
+  type ConsentRegistryDeployment,
+  consentRegistryDomain,
+  consentRegistryInterface,
+  deployConsentRegistry,
+  signConsentGrant,
+  signConsentRevoke,
+} from './consent-registry-contract';
+export {
+  type ConsentRegistryClientOptions,
+  type EnsureConsentRegistryOptions,
+  type RegistryGrant,
+  ConsentRegistryClient,
+  decodeRegistryRevert,
+  ensureConsentRegistryDeployment,
+} from './consent-registry-client';

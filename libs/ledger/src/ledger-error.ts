@@ -27,6 +27,8 @@ export type LedgerErrorCode =
   | 'INSUFFICIENT_FUNDS'
   /** The anchor contract refused the head (`details.revert` names the Solidity error). */
   | 'ANCHOR_REJECTED'
+  /** The consent registry refused a grant or revocation (`details.revert` names the Solidity error). */
+  | 'CONSENT_REGISTRY_REJECTED'
   /** The anchor transaction was mined but reverted. */
   | 'ANCHOR_REVERTED'
   /** A receipt or log did not have the shape the contract guarantees. */

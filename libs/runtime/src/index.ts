@@ -7,3 +7,5 @@ export * from './tokens';
 export * from './run-main';
 export * from './source-clients';
 export * from './ledger-audit';
+export * from './mapping-profile-registry';
+export * from './consent-recorder';

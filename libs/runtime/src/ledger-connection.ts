@@ -3,10 +3,12 @@ import type { AppConfig } from '@fhir-trail/config';
 import {
   AnchorClient,
   type AnchorOutbox,
+  ConsentRegistryClient,
   createProvider,
   DEV_ACCOUNT_PRIVATE_KEY,
   EmbeddedChain,
   ensureAnchorDeployment,
+  ensureConsentRegistryDeployment,
 } from '@fhir-trail/ledger';
 import { type JsonRpcProvider, Wallet } from 'ethers';
 import { withFileLock } from './file-lock';
@@ -19,6 +21,8 @@ export interface LedgerConnection {
   readonly contractAddress: string;
   readonly embedded: boolean;
   readonly anchorClient: AnchorClient;
+  /** The consent registry's registrar client; undefined when no registrar key is configured. */
+  readonly consentRegistry?: ConsentRegistryClient;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,7 @@ export async function openLedgerConnection(
       resendAfterMs: config.ledger.resendAfterMs,
       replaceAfterMs: config.ledger.replaceAfterMs,
     });
+    const consentRegistry = await openConsentRegistry(config, provider, signer, chainId);
     return {
       provider,
       rpcUrl,
@@ -72,6 +77,7 @@ export async function openLedgerConnection(
       contractAddress,
       embedded,
       anchorClient,
+      consentRegistry,
       close: async () => {
         provider.destroy();
         await chain?.stop();
@@ -84,4 +90,40 @@ export async function openLedgerConnection(
       cause: error,
     });
   }
+}
+
+/**
+ * The consent registry client, signing with its own registrar key (nonces are read as `pending`,
+ * so the registrar must not share the anchorer's key). Deployed once, like the anchor contract.
+ */
+async function openConsentRegistry(
+  config: AppConfig,
+  provider: JsonRpcProvider,
+  admin: Wallet,
+  chainId: string,
+): Promise<ConsentRegistryClient | undefined> {
+  const key = config.ledger.consentPrivateKey;
+  if (!key) return undefined;
+  const registrar = new Wallet(key, provider);
+  let address = config.ledger.consentRegistryAddress;
+  if (!address) {
+    const deploymentFile = join(config.dataDir, 'chain', `consent-registry-${chainId}.json`);
+    address = await withFileLock(`${deploymentFile}.lock`, () =>
+      ensureConsentRegistryDeployment({
+        provider,
+        deployer: admin,
+        deploymentFile,
+        admin: admin.address,
+        registrar: registrar.address,
+        relayer: admin.address,
+      }),
+    );
+  }
+  return new ConsentRegistryClient({
+    provider,
+    signer: registrar,
+    contractAddress: address,
+    // The anchor's finality rule: its own block plus LEDGER_FINALITY_DEPTH on top.
+    confirmations: config.ledger.finalityDepth + 1,
+  });
 }

@@ -6,6 +6,9 @@ import * as subscriptions from './migrations/0003-subscriptions';
 import * as subscriptionTokens from './migrations/0005-subscription-tokens';
 import * as anchorOutbox from './migrations/0010-anchor-outbox';
 import * as ledgerPrivacy from './migrations/0020-ledger-privacy';
+import * as mappingProfiles from './migrations/0030-mapping-profiles';
+import * as consents from './migrations/0040-consents';
+import * as sharing from './migrations/0041-sharing';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
@@ -16,6 +19,9 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005-subscription-tokens': subscriptionTokens,
   '0010-anchor-outbox': anchorOutbox,
   '0020-ledger-privacy': ledgerPrivacy,
+  '0030-mapping-profiles': mappingProfiles,
+  '0040-consents': consents,
+  '0041-sharing': sharing,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {

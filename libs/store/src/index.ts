@@ -1,16 +1,24 @@
 export * from './admin-keys.repository';
 export * from './anchor-outbox.repository';
+export * from './consents.repository';
 export * from './database';
 export * from './database-errors';
 export * from './dead-letters.repository';
 export * from './inbox.repository';
 export { type KeyWrapper, LocalKeyWrapper } from './key-wrapper';
 export * from './ledger.repository';
+export * from './mapping-profiles.repository';
 export * from './patient-keys.repository';
 export * from './processed-events.repository';
 export * from './resources.repository';
+export * from './sharing.repository';
 export type {
+  DeadLetterInputContext,
+  DeadLetterStatus,
+  ConsentOrigin,
   DeleteStyle,
+  DeliveryMode,
+  SharingDecisionKind,
   EventCounter,
   EventGapStatus,
   FhirAuthSettings,

@@ -135,6 +135,43 @@ export interface DeadLettersTable {
   outcome: JSONColumnType<Record<string, unknown>>;
   raw: Buffer | null;
   created_at: GeneratedTimestamp;
+  /** The resource as resolved, before mapping: what a replay runs through the active profile again. */
+  input: JSONColumnType<Record<string, unknown>> | null;
+  /** What storing the input needs besides the resource (interaction, fullUrl, source version). */
+  input_context: JSONColumnType<DeadLetterInputContext> | null;
+  /** `{id}|{version}` of the mapping profile that refused it (the built-in `identity|0` included). */
+  mapping_profile: string | null;
+  status: ColumnType<DeadLetterStatus, DeadLetterStatus | undefined, DeadLetterStatus>;
+  replay_count: Generated<number>;
+  replay_requested_at: Timestamp | null;
+  last_replay_at: Timestamp | null;
+  last_replay_outcome: JSONColumnType<Record<string, unknown>> | null;
+  /** The resource version a successful replay stored. */
+  replayed_version_id: Int8 | null;
+}
+
+/** `open` until a replay stores the resource (`replayed`). */
+export type DeadLetterStatus = 'open' | 'replayed';
+
+/** The parts of the notification event a dead-lettered resource is stored with on replay. */
+export interface DeadLetterInputContext {
+  readonly interaction: string;
+  readonly fullUrl?: string;
+  readonly focusVersionId?: string;
+}
+
+export interface MappingProfilesTable {
+  profile_id: string;
+  version: number;
+  document: JSONColumnType<Record<string, unknown>>;
+  origin: string;
+  created_at: GeneratedTimestamp;
+}
+
+export interface MappingProfileActiveTable {
+  profile_id: string;
+  version: number;
+  activated_at: GeneratedTimestamp;
 }
 
 export interface LedgerEventsTable {
@@ -291,6 +328,82 @@ export interface AnchorOutboxTable {
   settled_at: Timestamp | null;
 }
 
+export type ConsentOrigin = 'intake' | 'api';
+
+export interface ConsentsTable {
+  id: GeneratedInt8;
+  source_id: string;
+  /** The FHIR id of the Consent (unique per source). */
+  consent_id: string;
+  version: Generated<number>;
+  patient_ref: string;
+  status: string;
+  /** The normalised policy (`ConsentPolicy` of @fhir-trail/fhir-mapping). */
+  policy: JSONColumnType<Record<string, unknown>>;
+  content: JSONColumnType<Record<string, unknown>>;
+  origin: ConsentOrigin;
+  recorded_at: GeneratedTimestamp;
+}
+
+/** numeric(78,0): node-postgres returns it as a decimal string. */
+type Uint256 = ColumnType<string, string | bigint | undefined, string | bigint>;
+
+export interface ConsentRegistryPairsTable {
+  source_id: string;
+  patient_ref: string;
+  recipient_org: string;
+  patient_key: Buffer;
+  recipient_key: Buffer;
+  desired_active: boolean;
+  desired_purposes: Uint256;
+  desired_data_classes: Uint256;
+  desired_valid_from: Int8;
+  desired_valid_until: Int8;
+  confirmed_active: Generated<boolean>;
+  confirmed_purposes: Uint256;
+  confirmed_data_classes: Uint256;
+  confirmed_valid_from: ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+  confirmed_valid_until: ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+  confirmed_block: Int8 | null;
+  tx_hash: string | null;
+  updated_at: GeneratedTimestamp;
+}
+
+export type DeliveryMode = 'put' | 'transaction';
+export type SharingDecisionKind = 'delivered' | 'denied' | 'failed';
+
+export interface DestinationsTable {
+  id: string;
+  name: string;
+  /** The source whose ids (Patient, Organization) this destination's consents use. */
+  source_id: string;
+  /** `Organization/<id>` the destination represents: the recipient consents name. */
+  organisation: string;
+  fhir_base_url: string;
+  /** AES-256-GCM-wrapped bearer token (context `destination-token|<id>`), or null for no auth. */
+  bearer_token: Buffer | null;
+  resource_types: ColumnType<string[], string[], string[]>;
+  purpose: string;
+  delivery_mode: DeliveryMode;
+  max_attempts: number;
+  backoff_ms: number;
+  created_at: GeneratedTimestamp;
+  disabled_at: Timestamp | null;
+}
+
+export interface SharingDecisionsTable {
+  id: GeneratedInt8;
+  resource_version_id: Int8;
+  destination_id: string;
+  decision: SharingDecisionKind;
+  reason: string;
+  consent_ref: string | null;
+  attempts: number;
+  event_id: string;
+  audit_event: JSONColumnType<Record<string, unknown>>;
+  decided_at: GeneratedTimestamp;
+}
+
 export interface Database {
   sources: SourcesTable;
   admin_api_keys: AdminApiKeysTable;
@@ -309,4 +422,10 @@ export interface Database {
   event_gaps: EventGapsTable;
   subscription_tokens: SubscriptionTokensTable;
   anchor_outbox: AnchorOutboxTable;
+  mapping_profiles: MappingProfilesTable;
+  mapping_profile_active: MappingProfileActiveTable;
+  destinations: DestinationsTable;
+  sharing_decisions: SharingDecisionsTable;
+  consents: ConsentsTable;
+  consent_registry_pairs: ConsentRegistryPairsTable;
 }

@@ -8,10 +8,13 @@ import {
 } from './database';
 import { AdminKeysRepository } from './admin-keys.repository';
 import { AnchorOutboxRepository } from './anchor-outbox.repository';
+import { ConsentsRepository } from './consents.repository';
+import { SharingRepository } from './sharing.repository';
 import { DeadLettersRepository } from './dead-letters.repository';
 import { InboxRepository } from './inbox.repository';
 import { LedgerRepository } from './ledger.repository';
 import { type KeyWrapper, LocalKeyWrapper } from './key-wrapper';
+import { MappingProfilesRepository } from './mapping-profiles.repository';
 import { PatientKeysRepository } from './patient-keys.repository';
 import { ProcessedEventsRepository } from './processed-events.repository';
 import { ResourcesRepository } from './resources.repository';
@@ -42,6 +45,9 @@ export class Store {
   readonly patientKeys: PatientKeysRepository;
   readonly processedEvents: ProcessedEventsRepository;
   readonly subscriptions: SubscriptionsRepository;
+  readonly mappingProfiles: MappingProfilesRepository;
+  readonly consents: ConsentsRepository;
+  readonly sharing: SharingRepository;
 
   private constructor(
     readonly db: StoreDb,
@@ -58,6 +64,9 @@ export class Store {
     this.patientKeys = new PatientKeysRepository(db, keyWrapper);
     this.processedEvents = new ProcessedEventsRepository(db);
     this.subscriptions = new SubscriptionsRepository(db);
+    this.mappingProfiles = new MappingProfilesRepository(db);
+    this.consents = new ConsentsRepository(db);
+    this.sharing = new SharingRepository(db, masterKey);
   }
 
   static async open(options: StoreOptions): Promise<Store> {

@@ -38,7 +38,8 @@ export class AdminPatientsController {
     summary: 'Erase a patient (GDPR art. 17): destroy their key and the off-chain copies',
     description:
       'Writes an erasure leaf (the patient pseudonym and the source only), deletes the content of the ' +
-      "patient's resource versions, Provenances and raw notifications (their rows stay as tombstones), and " +
+      "patient's resource versions, Provenances and raw notifications (their rows stay as tombstones) and the " +
+      'inputs kept on their dead letters, and ' +
       'destroys the patient key. Afterwards `$verify` answers `key-destroyed` for their events. Idempotent.',
   })
   @ApiBody({
@@ -108,8 +109,8 @@ export class AdminPatientsController {
             code: 'informational',
             text:
               `patient key destroyed at ${result.destroyedAt.toISOString()}; content of ${result.resourceVersions} ` +
-              `resource version(s), ${result.provenances} Provenance(s) and ${result.notifications} raw ` +
-              'notification(s) deleted; erasure recorded in the ledger',
+              `resource version(s), ${result.provenances} Provenance(s), ${result.notifications} raw ` +
+              `notification(s) and the inputs of ${result.deadLetters} dead letter(s) deleted; erasure recorded in the ledger`,
             diagnostics: `erasure event ${result.eventId}`,
           }),
         ]);

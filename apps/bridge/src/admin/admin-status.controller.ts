@@ -7,6 +7,7 @@ import { AdminKeyGuard } from './admin-key.guard';
 /** What an on-call operator asks first: is anything stuck, lost, refused or silent? */
 export interface IntakeStatus {
   readonly inbox: Readonly<Record<InboxStatus, number>>;
+  /** Open dead letters (replayed ones no longer count). */
   readonly deadLetters: number;
   readonly subscriptions: readonly SubscriptionView[];
   /** Subscriptions with an open alert (status error, silent past the heartbeat, gaps that could not be repaired). */

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AppConfig } from '@fhir-trail/config';
-import { patientPseudonym } from '@fhir-trail/fhir-mapping';
+import type { Resource } from '@medplum/fhirtypes';
+import { patientPseudonym, patientReferenceOf } from '@fhir-trail/fhir-mapping';
 import { erasureEvent, eventLeafEntry, leafHash } from '@fhir-trail/ledger';
-import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
-import type { Store } from '@fhir-trail/store';
+import { APP_CONFIG, MappingProfileRegistry, STORE } from '@fhir-trail/runtime';
+import type { Store, StoreDb } from '@fhir-trail/store';
 
 /** What an erasure did. */
 export type ErasureResult =
@@ -15,6 +16,7 @@ export type ErasureResult =
       readonly resourceVersions: number;
       readonly provenances: number;
       readonly notifications: number;
+      readonly deadLetters: number;
     }
   | { readonly status: 'already-erased'; readonly eventId: string | null; readonly destroyedAt: Date }
   | { readonly status: 'unknown-patient' };
@@ -24,7 +26,9 @@ export type ErasureResult =
  * ingest cannot use it meanwhile), the erasure leaf is written with the pseudonym computed before
  * the key goes, the off-chain copies are deleted — resource version content, Provenance content,
  * the raw notifications they came in — while their rows stay as tombstones so the log still
- * stands, and the key is destroyed (`wrapped_key` null, time and erasure event kept).
+ * stands, and the key is destroyed (`wrapped_key` null, time and erasure event kept). Dead letters
+ * about the patient lose their kept input (and raw notification) too, so they can no longer be
+ * inspected or replayed.
  */
 @Injectable()
 export class PatientErasureService {
@@ -33,6 +37,7 @@ export class PatientErasureService {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly mappings: MappingProfileRegistry,
   ) {}
 
   /** @param patientRef `Patient/{id}` as the source names the patient. */
@@ -106,8 +111,17 @@ export class PatientErasureService {
         );
         await trx.updateTable('dead_letters').set({ raw: null }).where('inbox_id', 'in', inboxIds).execute();
       }
+      const deadLetters = await this.eraseDeadLetterInputs(trx, sourceId, patientRef);
       const destroyedAt = await this.store.patientKeys.destroy(trx, sourceId, patientRef, eventId);
-      return { status: 'erased', eventId, destroyedAt, resourceVersions, provenances, notifications };
+      return {
+        status: 'erased',
+        eventId,
+        destroyedAt,
+        resourceVersions,
+        provenances,
+        notifications,
+        deadLetters,
+      };
     });
     if (result.status === 'erased') {
       this.logger.log({
@@ -118,5 +132,31 @@ export class PatientErasureService {
       });
     }
     return result;
+  }
+
+  /**
+   * Dead letters keep the resource as the source sent it (before mapping) for a replay. Those about
+   * this patient — named as the source names them, or under the id the source's mapping profile
+   * stores them (its reference rewriting) — lose that input and the raw notification they came in.
+   */
+  private async eraseDeadLetterInputs(trx: StoreDb, sourceId: string, patientRef: string): Promise<number> {
+    const source = await this.store.sources.findById(sourceId);
+    const mapping = source ? await this.mappings.forSource(source) : undefined;
+    const letters = await this.store.deadLetters.withInputs(trx, sourceId);
+    const about = letters.filter((letter) => {
+      const ref = patientReferenceOf(letter.input as Resource);
+      if (!ref) return false;
+      const id = ref.slice('Patient/'.length);
+      return ref === patientRef || `Patient/${mapping?.storedId('Patient', id) ?? id}` === patientRef;
+    });
+    await this.store.deadLetters.dropInput(trx, ...about.map((letter) => letter.id));
+    const inboxIds = [
+      ...new Set(about.flatMap((letter) => (letter.inboxId === null ? [] : [letter.inboxId]))),
+    ];
+    if (inboxIds.length > 0) {
+      await this.store.inbox.eraseBodies(trx, inboxIds);
+      await trx.updateTable('dead_letters').set({ raw: null }).where('inbox_id', 'in', inboxIds).execute();
+    }
+    return about.length;
   }
 }

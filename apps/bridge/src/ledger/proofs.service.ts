@@ -44,6 +44,12 @@ export class ProofsService {
     return Promise.all(events.map((event) => this.bundle(event, checkpoint, consistency)));
   }
 
+  /** Proof bundles of the given ledger events against the newest anchored checkpoint. */
+  async forEvents(events: readonly LedgerEventRow[]): Promise<ProofBundle[]> {
+    const checkpoint = await this.store.ledger.latestCheckpoint();
+    return Promise.all(events.map((event) => this.bundle(event, checkpoint, undefined)));
+  }
+
   private async consistencyTo(from: number, head: Checkpoint): Promise<ConsistencyProofDocument> {
     if (from > head.treeSize) {
       throw new FhirRequestError(

@@ -1,7 +1,14 @@
 import { Inject, Logger } from '@nestjs/common';
 import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
 import type { AppConfig } from '@fhir-trail/config';
-import { type AnchorJob, ANCHOR_SIZE_JOB_ID, type IngestJob, QUEUES } from '@fhir-trail/jobs';
+import {
+  type AnchorJob,
+  ANCHOR_SIZE_JOB_ID,
+  type IngestJob,
+  QUEUES,
+  type ShareJob,
+  shareJobId,
+} from '@fhir-trail/jobs';
 import { APP_CONFIG } from '@fhir-trail/runtime';
 import type { Job, Queue } from 'bullmq';
 import { BackfillProcessor } from '../backfill/backfill.processor';
@@ -40,6 +47,7 @@ export class IngestProcessor extends WorkerHost {
     private readonly ingest: IngestService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @InjectQueue(QUEUES.anchor) private readonly anchorQueue: Queue<AnchorJob>,
+    @InjectQueue(QUEUES.share) private readonly shareQueue: Queue<ShareJob>,
     private readonly backfill: BackfillProcessor,
   ) {
     super();
@@ -54,6 +62,15 @@ export class IngestProcessor extends WorkerHost {
       duplicates: result.duplicates,
     });
     for (const gap of result.gaps) await this.backfill.scheduleGap(gap.id);
+    if (result.shareable?.length) {
+      await this.shareQueue.addBulk(
+        result.shareable.map((resourceVersionId) => ({
+          name: 'fan-out',
+          data: { kind: 'fan-out' as const, resourceVersionId },
+          opts: { jobId: shareJobId(resourceVersionId) },
+        })),
+      );
+    }
     this.leavesSinceTrigger += result.ledgerEvents;
     if (this.leavesSinceTrigger >= this.config.ledger.batchSize) {
       // The batch is full: close it now rather than at the next interval.

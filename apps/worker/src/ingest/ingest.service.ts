@@ -8,7 +8,7 @@ import {
   type EventCounterSemantics,
   FhirRequestError,
   keyedDigest,
-  loadFhirDefinitions,
+  loadMappingDefinitions,
   type NotificationEvent,
   type NotificationRequest,
   operationOutcome,
@@ -19,11 +19,18 @@ import {
   patientReferenceOf,
   resourceVersionDigest,
   subscriptionKey,
-  validateResource,
 } from '@fhir-trail/fhir-mapping';
 import { eventLeafEntry, leafHash, provenanceEvent } from '@fhir-trail/ledger';
-import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
 import {
+  APP_CONFIG,
+  type MappedResource,
+  MappingProfileRegistry,
+  recordConsent,
+  type SourceMapping,
+  STORE,
+} from '@fhir-trail/runtime';
+import {
+  type DeadLetterInputContext,
   type EventGap,
   type InboxEntry,
   PatientKeyDestroyedError,
@@ -44,6 +51,23 @@ export interface IngestResult {
   readonly ledgerEvents: number;
   /** Gaps in the sender's event numbers this notification revealed (repaired later). */
   readonly gaps: readonly EventGap[];
+  /** Resource versions stored and applied (not deletes): what the share processor delivers. */
+  readonly shareable?: readonly string[];
+}
+
+/** What a replay of one dead letter did. */
+export type ReplayResult = 'stored' | 'unchanged' | 'invalid' | 'patient-erased' | 'skipped';
+
+/** A replay's result, with the version it stored when that version is to be shared. */
+export interface ReplayOutcome {
+  readonly result: ReplayResult;
+  readonly shareable?: string;
+}
+
+/** A resolved change, with what the source's mapping made of it (resources only). */
+interface PreparedChange {
+  readonly change: ResolvedChange;
+  readonly mapped?: MappedResource;
 }
 
 /** Resources without a Patient compartment share one key per source. */
@@ -68,12 +92,13 @@ export class IngestService implements OnModuleInit {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STORE) private readonly store: Store,
     @Inject(EVENT_RESOLVER) private readonly resolver: EventResolver,
+    private readonly mappings: MappingProfileRegistry,
   ) {}
 
   onModuleInit(): void {
-    const started = performance.now();
-    loadFhirDefinitions();
-    this.logger.log({ msg: 'FHIR R4 definitions loaded', ms: Math.round(performance.now() - started) });
+    // R4 definitions, terminology and shipped profiles, so the first notification does not pay.
+    const { durationMs } = loadMappingDefinitions();
+    this.logger.log({ msg: 'FHIR R4 and mapping definitions loaded', ms: Math.round(durationMs) });
   }
 
   async process(inboxId: string): Promise<IngestResult> {
@@ -114,12 +139,21 @@ export class IngestService implements OnModuleInit {
         ? await this.store.subscriptions.resourceTypes(source.id, subscription)
         : await this.store.subscriptions.resourceTypesForSource(source.id),
     };
-    // Phase 1: resolve (fetch back) outside the transaction; events already applied are not fetched again.
-    const planned: { event: NotificationEvent; key?: string; changes: readonly ResolvedChange[] }[] = [];
+    // Phase 1, outside the transaction: resolve (fetch back; events already applied are not fetched
+    // again) and run each resource through the source's active mapping profile (CPU only).
+    const mapping = await this.mappings.forSource(source);
+    const planned: { event: NotificationEvent; key?: string; changes: readonly PreparedChange[] }[] = [];
     for (const event of notification.events) {
       const key = eventDedupeKey(notification, event, counter);
       const changes = key && seen.has(key) ? [] : await this.resolver.resolve(event, context);
-      planned.push({ event, key, changes });
+      planned.push({
+        event,
+        key,
+        changes: changes.map((change) => ({
+          change,
+          mapped: change.kind === 'resource' ? mapping.normalise(change.resource) : undefined,
+        })),
+      });
     }
 
     // Phase 2: apply everything in one transaction.
@@ -148,8 +182,9 @@ export class IngestService implements OnModuleInit {
       let stored = 0;
       let deadLetters = 0;
       let duplicates = 0;
-      let erased = false;
       let index = 0;
+      let erased = false;
+      const shareable: string[] = [];
       for (const { key, changes } of planned) {
         if (
           key &&
@@ -161,7 +196,7 @@ export class IngestService implements OnModuleInit {
           continue;
         }
         for (const change of changes) {
-          const outcome = await this.apply(trx, entry, source, change, index++);
+          const outcome = await this.apply(trx, entry, source, mapping, change, index++, shareable);
           if (outcome === 'stored') stored++;
           else if (outcome === 'dead-letter') deadLetters++;
           else if (outcome === 'patient-erased') {
@@ -179,7 +214,7 @@ export class IngestService implements OnModuleInit {
         status,
         deadLetters > 0 ? `${deadLetters} dead letter(s)` : undefined,
       );
-      return { status, stored, deadLetters, duplicates, ledgerEvents: stored, gaps };
+      return { status, stored, deadLetters, duplicates, ledgerEvents: stored, gaps, shareable };
     });
   }
 
@@ -187,58 +222,160 @@ export class IngestService implements OnModuleInit {
     trx: StoreDb,
     entry: InboxEntry,
     source: SourceRecord,
-    change: ResolvedChange,
+    mapping: SourceMapping,
+    { change, mapped }: PreparedChange,
     index: number,
+    shareable: string[],
   ): Promise<'stored' | 'dead-letter' | 'patient-erased' | 'unchanged'> {
     if (change.kind === 'unresolvable') {
       await this.deadLetter(trx, entry, index, change.reasonCode, change.outcome);
       return 'dead-letter';
     }
+    const context = eventContext(change.event);
     if (change.kind === 'delete') {
-      return this.storeVersion(
+      const deleted = await this.storeVersion(
+        trx,
+        { inboxId: entry.id, index, context },
+        source,
+        { resourceType: change.resourceType, id: mapping.storedId(change.resourceType, change.id) },
+        true,
+        mapping.policy,
+      );
+      return deleted === PATIENT_ERASED ? this.patientErased(trx, entry, index) : 'stored';
+    }
+    if (!mapped?.valid) {
+      await this.deadLetter(
         trx,
         entry,
-        source,
-        change.event,
         index,
-        { resourceType: change.resourceType, id: change.id },
-        true,
+        mapped?.reasonCode ?? 'invalid-resource',
+        mapped?.outcome ?? failure('structure', 'the resource was not mapped'),
+        { input: change.resource, context, mappingProfile: mapping.label },
       );
-    }
-    const versionId = change.resource.meta?.versionId;
-    if (versionId) {
-      // The same source version again (a re-fetch, a catch-up search, two events about one version):
-      // nothing new to store.
-      const head = await this.store.resources.head(
-        trx,
-        source.id,
-        change.resource.resourceType,
-        change.resource.id,
-      );
-      if (head && !head.deleted && head.sourceVersionId === versionId) return 'unchanged';
-    }
-    const validation = validateResource(change.resource);
-    if (!validation.valid) {
-      await this.deadLetter(trx, entry, index, 'invalid-resource', validation.outcome);
       return 'dead-letter';
     }
-    return this.storeVersion(trx, entry, source, change.event, index, change.resource, false);
+    const resource = mapped.output;
+    if (await this.sameVersionStored(trx, source, resource)) return 'unchanged';
+    const stored = await this.storeVersion(
+      trx,
+      { inboxId: entry.id, index, context },
+      source,
+      resource,
+      false,
+      mapping.policy,
+    );
+    if (stored === PATIENT_ERASED) return this.patientErased(trx, entry, index);
+    if (stored.applied) shareable.push(stored.versionId);
+    return 'stored';
   }
 
   /**
-   * Stores one version with its Provenance and its ledger event. The patient key is fetched first:
-   * after an erasure (key destroyed) nothing more is stored about that patient, and the change
-   * becomes a dead letter (`patient-erased`) without any of its content.
+   * After an erasure (key destroyed) nothing more is stored about that patient: the change becomes a
+   * dead letter (`patient-erased`) without any of its content, so it cannot be replayed either.
+   */
+  private async patientErased(trx: StoreDb, entry: InboxEntry, index: number): Promise<'patient-erased'> {
+    await this.deadLetter(
+      trx,
+      entry,
+      index,
+      'patient-erased',
+      failure(
+        'forbidden',
+        'the patient this resource is about was erased; nothing more is stored about them',
+      ),
+    );
+    return 'patient-erased';
+  }
+
+  /**
+   * Replays one open dead letter: its input runs through the source's mapping profile active now,
+   * and a valid result is stored with its own Provenance and ledger leaf (under the original
+   * notification and entry), closing the dead letter; an invalid one leaves it open with this
+   * attempt's outcome. Idempotent: a replayed dead letter is skipped.
+   */
+  async replay(deadLetterId: string): Promise<ReplayOutcome> {
+    const peek = await this.store.deadLetters.find(deadLetterId);
+    if (!peek || peek.status !== 'open' || !peek.input || peek.inboxId === null || peek.entryIndex === null) {
+      return { result: 'skipped' };
+    }
+    const source = await this.store.sources.findById(peek.sourceId);
+    if (!source) return { result: 'skipped' };
+    const mapping = await this.mappings.forSource(source);
+    const mapped = mapping.normalise(peek.input as unknown as Resource);
+    const inboxId = peek.inboxId;
+    const index = peek.entryIndex;
+    return this.store.transaction(async (trx): Promise<ReplayOutcome> => {
+      const letter = await this.store.deadLetters.lockForReplay(trx, deadLetterId);
+      if (!letter) return { result: 'skipped' };
+      if (!mapped.valid) {
+        await this.store.deadLetters.recordReplayFailure(trx, deadLetterId, {
+          outcome: { ...mapped.outcome },
+          mappingProfile: mapping.label,
+        });
+        return { result: 'invalid' };
+      }
+      const resource = mapped.output;
+      const context = letter.inputContext ?? { interaction: 'update' };
+      const stored = (await this.sameVersionStored(trx, source, resource))
+        ? undefined
+        : await this.storeVersion(trx, { inboxId, index, context }, source, resource, false, mapping.policy);
+      if (stored === PATIENT_ERASED) {
+        // Erased since it failed: its input must not be kept, let alone stored.
+        await this.store.deadLetters.recordReplayFailure(trx, deadLetterId, {
+          outcome: failure(
+            'forbidden',
+            'the patient this resource is about was erased; nothing more is stored about them',
+          ),
+          mappingProfile: mapping.label,
+        });
+        await this.store.deadLetters.dropInput(trx, deadLetterId);
+        return { result: 'patient-erased' };
+      }
+      if (stored) {
+        await this.store.deadLetters.markReplayed(trx, deadLetterId, {
+          resourceVersionId: stored.versionId,
+          mappingProfile: mapping.label,
+        });
+        await this.store.deadLetters.settleInbox(trx, inboxId);
+        return { result: 'stored', ...(stored.applied ? { shareable: stored.versionId } : {}) };
+      }
+      // Already stored (a later delivery of the same source version): nothing left to replay.
+      await this.store.deadLetters.markReplayed(trx, deadLetterId, {
+        mappingProfile: mapping.label,
+        outcome: { ...ALREADY_STORED },
+      });
+      await this.store.deadLetters.settleInbox(trx, inboxId);
+      return { result: 'unchanged' };
+    });
+  }
+
+  /**
+   * The same source version again (a re-fetch, a catch-up search, two events about one version):
+   * nothing new to store.
+   */
+  private async sameVersionStored(trx: StoreDb, source: SourceRecord, resource: Resource): Promise<boolean> {
+    const versionId = resource.meta?.versionId;
+    if (!versionId || !resource.id) return false;
+    const head = await this.store.resources.head(trx, source.id, resource.resourceType, resource.id);
+    return head !== undefined && !head.deleted && head.sourceVersionId === versionId;
+  }
+
+  /**
+   * Stores one version with its Provenance and its ledger event; answers the version's row id. The
+   * patient key is fetched first: after an erasure (key destroyed) nothing is stored and
+   * {@link PATIENT_ERASED} is answered instead.
    */
   private async storeVersion(
     trx: StoreDb,
-    entry: InboxEntry,
+    at: { readonly inboxId: string; readonly index: number; readonly context: DeadLetterInputContext },
     source: SourceRecord,
-    event: NotificationEvent,
-    index: number,
-    resource: { resourceType: string; id: string; meta?: { versionId?: string; lastUpdated?: string } },
+    resource: { resourceType: string; id?: string; meta?: { versionId?: string; lastUpdated?: string } },
     isDelete: boolean,
-  ): Promise<'stored' | 'patient-erased'> {
+    policy: string | undefined,
+  ): Promise<{ readonly versionId: string; readonly applied: boolean } | typeof PATIENT_ERASED> {
+    if (!resource.id) throw new Error('a resource without an id cannot be stored');
+    const id = resource.id;
+    const { context } = at;
     const recorded = new Date();
     const content = isDelete ? undefined : (resource as unknown as Record<string, unknown>);
     const patientRef = content ? patientReferenceOf(content as unknown as Resource) : undefined;
@@ -248,31 +385,21 @@ export class IngestService implements OnModuleInit {
       key = await this.store.patientKeys.getOrCreate(source.id, keyScope, trx);
     } catch (error) {
       if (!(error instanceof PatientKeyDestroyedError)) throw error;
-      await this.deadLetter(
-        trx,
-        entry,
-        index,
-        'patient-erased',
-        failure(
-          'forbidden',
-          'the patient this resource is about was erased; nothing more is stored about them',
-        ),
-      );
-      return 'patient-erased';
+      return PATIENT_ERASED;
     }
 
-    const sourceVersionId = resource.meta?.versionId ?? event.focus?.versionId;
-    const interaction = isDelete ? 'delete' : event.interaction === 'create' ? 'create' : 'update';
+    const sourceVersionId = resource.meta?.versionId ?? context.focusVersionId;
+    const interaction = isDelete ? 'delete' : context.interaction === 'create' ? 'create' : 'update';
     const version = await this.store.resources.insertVersion(trx, {
       sourceId: source.id,
       resourceType: resource.resourceType,
-      resourceId: resource.id,
+      resourceId: id,
       sourceVersionId,
       sourceLastUpdated: resource.meta?.lastUpdated,
       interaction,
       content,
-      inboxId: entry.id,
-      entryIndex: index,
+      inboxId: at.inboxId,
+      entryIndex: at.index,
       recordedAt: recorded,
     });
 
@@ -280,14 +407,15 @@ export class IngestService implements OnModuleInit {
     const provenance = buildProvenance({
       id: provenanceId,
       recorded: recorded.toISOString(),
-      target: { resourceType: resource.resourceType, id: resource.id, versionId: String(version.version) },
+      target: { resourceType: resource.resourceType, id, versionId: String(version.version) },
       activity: isDelete ? 'delete' : version.version === 1 ? 'create' : 'update',
       sourceOrganisation: source.organisation,
-      sourceEntity: sourceEntity(source, event, resource.resourceType, resource.id, sourceVersionId),
+      sourceEntity: sourceEntity(source, context, resource.resourceType, id, sourceVersionId),
       bridge: {
         identifier: { system: 'urn:fhir-trail:bridge', value: this.config.bridgeId },
         display: 'FHIR Trail bridge',
       },
+      policy: policy ? [policy] : undefined,
     });
     await this.store.resources.insertProvenance(trx, {
       id: provenanceId,
@@ -304,7 +432,7 @@ export class IngestService implements OnModuleInit {
       resourceDigest: resourceVersionDigest(key, {
         source: source.id,
         resourceType: resource.resourceType,
-        resourceId: resource.id,
+        resourceId: id,
         version: version.version,
         sourceVersionId: sourceVersionId ?? null,
         sourceLastUpdated: resource.meta?.lastUpdated
@@ -312,8 +440,8 @@ export class IngestService implements OnModuleInit {
           : null,
         interaction,
         recorded: recorded.toISOString(),
-        inboxId: entry.id,
-        entryIndex: index,
+        inboxId: at.inboxId,
+        entryIndex: at.index,
         applied: version.applied,
         resource: content ?? null,
       }),
@@ -327,14 +455,36 @@ export class IngestService implements OnModuleInit {
       kind: record.kind,
       sourceId: source.id,
       resourceType: resource.resourceType,
-      resourceId: resource.id,
+      resourceId: id,
       resourceVersionId: version.id,
       record: leafEntry.toString('utf8'),
       leafHash: leafHash(leafEntry),
       keyScope,
       createdAt: recorded,
     });
-    return 'stored';
+
+    if (resource.resourceType === 'Consent' && content) {
+      // A Consent from the source's intake also becomes a consent policy (the registry sweep
+      // mirrors it on chain). One the bridge cannot interpret is stored as a version but has no
+      // effect, and becomes a dead letter saying why.
+      const consent = await recordConsent(this.store, trx, {
+        sourceId: source.id,
+        resource: content,
+        origin: 'intake',
+        actor: `source:${source.id}`,
+        masterKey: this.config.ledger.masterKey,
+      });
+      if (!consent.ok) {
+        await this.deadLetter(
+          trx,
+          { id: at.inboxId, sourceId: source.id },
+          at.index,
+          'consent-not-interpreted',
+          consent.outcome,
+        );
+      }
+    }
+    return { versionId: version.id, applied: version.applied };
   }
 
   private async deadLetter(
@@ -343,14 +493,39 @@ export class IngestService implements OnModuleInit {
     index: number,
     reasonCode: string,
     outcome: OperationOutcome,
+    replayable?: {
+      readonly input: Resource;
+      readonly context: DeadLetterInputContext;
+      readonly mappingProfile: string;
+    },
   ): Promise<void> {
     this.logger.warn({ msg: 'dead letter', inboxId: entry.id, entry: index, reason: reasonCode });
     await this.store.deadLetters.insert(
-      { sourceId: entry.sourceId, inboxId: entry.id, entryIndex: index, reasonCode, outcome: { ...outcome } },
+      {
+        sourceId: entry.sourceId,
+        inboxId: entry.id,
+        entryIndex: index,
+        reasonCode,
+        outcome: { ...outcome },
+        input: replayable ? (replayable.input as unknown as Record<string, unknown>) : undefined,
+        inputContext: replayable?.context,
+        mappingProfile: replayable?.mappingProfile,
+      },
       trx,
     );
   }
 }
+
+/** What {@link IngestService.storeVersion} answers when the patient's key was destroyed. */
+const PATIENT_ERASED = 'patient-erased' as const;
+
+const ALREADY_STORED = operationOutcome([
+  outcomeIssue({
+    severity: 'information',
+    code: 'duplicate',
+    text: 'this source version of the resource was already stored; the replay stored nothing new',
+  }),
+]);
 
 const NOTHING_TO_DO: IngestResult = {
   status: 'already-processed',
@@ -360,6 +535,15 @@ const NOTHING_TO_DO: IngestResult = {
   ledgerEvents: 0,
   gaps: [],
 };
+
+/** What storing a resource needs from its event (kept on a dead letter for a replay). */
+function eventContext(event: NotificationEvent): DeadLetterInputContext {
+  return {
+    interaction: event.interaction,
+    ...(event.fullUrl ? { fullUrl: event.fullUrl } : {}),
+    ...(event.focus?.versionId ? { focusVersionId: event.focus.versionId } : {}),
+  };
+}
 
 /** How the source numbers its events (its sender profile). */
 function counterSemantics(source: SourceRecord): EventCounterSemantics {
@@ -385,7 +569,7 @@ function notificationRequest(entry: InboxEntry): NotificationRequest {
  */
 function sourceEntity(
   source: SourceRecord,
-  event: NotificationEvent,
+  event: DeadLetterInputContext,
   resourceType: string,
   id: string,
   versionId: string | undefined,

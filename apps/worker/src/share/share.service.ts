@@ -1,0 +1,304 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectQueue } from '@nestjs/bullmq';
+import type { Resource } from '@medplum/fhirtypes';
+import type { AppConfig } from '@fhir-trail/config';
+import {
+  buildDisclosureAuditEvent,
+  dataClassIndex,
+  decide,
+  isPurposeOfUse,
+  keyedDigest,
+  patientPseudonym,
+  patientReferenceOf,
+  purposeIndex,
+  registryScopeAllows,
+  type ConsentDecision,
+  type ConsentPolicy,
+  type DisclosureOutcome,
+  type PurposeOfUse,
+} from '@fhir-trail/fhir-mapping';
+import { type ShareJob, QUEUES, shareJobId } from '@fhir-trail/jobs';
+import { eventLeafEntry, leafHash, sharingEvent } from '@fhir-trail/ledger';
+import { APP_CONFIG, LEDGER, type LedgerConnection, STORE } from '@fhir-trail/runtime';
+import type { Destination, Store, VersionForSharing } from '@fhir-trail/store';
+import type { Queue } from 'bullmq';
+
+/** Resources without a Patient compartment share one key per source (as in ingest). */
+const SOURCE_KEY_SCOPE = '*';
+const DELIVERY_TIMEOUT_MS = 10_000;
+
+/** What one delivery attempt came to. */
+export type DeliveryResult =
+  | { readonly status: 'decided'; readonly decision: DisclosureOutcome }
+  | { readonly status: 'already-decided' | 'not-wanted' };
+
+/** Raised when a delivery failed but the destination's retry policy allows another attempt. */
+export class RetryableDeliveryError extends Error {
+  override readonly name = 'RetryableDeliveryError';
+}
+
+/**
+ * Sharing: delivers a stored resource version to every destination that wants its type, each
+ * only if the consent check passes **at the moment of that attempt** (so a revocation stops every
+ * delivery not yet made): the patient's active policies must permit it (`decide`), and the
+ * registry mirror's pair must be confirmed at finality and allow the purpose and type. Every
+ * decision — delivered, denied, or failed after the destination's retries — is recorded once per
+ * (version, destination) with an AuditEvent (IHE BALP Export) and a `sharing` ledger leaf.
+ */
+@Injectable()
+export class ShareService {
+  private readonly logger = new Logger(ShareService.name);
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(STORE) private readonly store: Store,
+    @Inject(LEDGER) private readonly ledger: LedgerConnection,
+    @InjectQueue(QUEUES.share) private readonly queue: Queue<ShareJob>,
+  ) {}
+
+  /** Enqueues one delivery job per interested destination, with that destination's retry policy. */
+  async fanOut(resourceVersionId: string): Promise<number> {
+    const version = await this.store.sharing.findVersion(resourceVersionId);
+    if (!version?.content || !version.applied) return 0;
+    const destinations = (await this.store.sharing.enabledDestinations(version.sourceId)).filter(
+      (d) => d.resourceTypes.length === 0 || d.resourceTypes.includes(version.resourceType),
+    );
+    await this.queue.addBulk(
+      destinations.map((d) => ({
+        name: 'deliver',
+        data: { kind: 'deliver' as const, resourceVersionId, destinationId: d.id },
+        opts: {
+          jobId: shareJobId(resourceVersionId, d.id),
+          attempts: d.maxAttempts,
+          backoff: { type: 'fixed', delay: d.backoffMs },
+          removeOnComplete: true,
+          removeOnFail: true,
+        },
+      })),
+    );
+    return destinations.length;
+  }
+
+  /** One delivery attempt (`attempt` counts from 1). Throws {@link RetryableDeliveryError} to be retried. */
+  async deliver(resourceVersionId: string, destinationId: string, attempt: number): Promise<DeliveryResult> {
+    if (await this.store.sharing.findDecision(resourceVersionId, destinationId))
+      return { status: 'already-decided' };
+    const [version, destination] = await Promise.all([
+      this.store.sharing.findVersion(resourceVersionId),
+      this.store.sharing.findDestination(destinationId),
+    ]);
+    if (!version?.content || !destination) return { status: 'not-wanted' };
+    const content = version.content;
+    const patientRef = patientReferenceOf(content as unknown as Resource);
+    const purpose: PurposeOfUse = isPurposeOfUse(destination.purpose) ? destination.purpose : 'TREAT';
+
+    const decision = await this.check(version, destination, patientRef, purpose);
+    if (decision.decision === 'deny') {
+      await this.record(
+        version,
+        destination,
+        patientRef,
+        purpose,
+        'denied',
+        decision.reason,
+        attempt,
+        decision,
+      );
+      return { status: 'decided', decision: 'denied' };
+    }
+    const failure = await this.send(version, destination);
+    if (failure === undefined) {
+      await this.record(
+        version,
+        destination,
+        patientRef,
+        purpose,
+        'delivered',
+        decision.reason,
+        attempt,
+        decision,
+      );
+      return { status: 'decided', decision: 'delivered' };
+    }
+    if (attempt < destination.maxAttempts) throw new RetryableDeliveryError(failure);
+    await this.record(version, destination, patientRef, purpose, 'failed', failure, attempt, decision);
+    this.logger.warn({ msg: 'delivery failed after its retries', destinationId, attempts: attempt });
+    return { status: 'decided', decision: 'failed' };
+  }
+
+  private async check(
+    version: VersionForSharing,
+    destination: Destination,
+    patientRef: string | undefined,
+    purpose: PurposeOfUse,
+  ): Promise<ConsentDecision> {
+    if (!patientRef) return { decision: 'deny', reason: 'no-applicable-consent' };
+    const now = Date.now();
+    const policies = (await this.store.consents.forPatient(version.sourceId, patientRef)).map(
+      (c) => c.policy as unknown as ConsentPolicy,
+    );
+    const decision = decide(policies, {
+      patient: patientRef,
+      recipientOrg: destination.organisation,
+      purpose,
+      resourceType: version.resourceType,
+      securityLabels: securityLabelsOf(version.content),
+      at: now,
+    });
+    if (decision.decision === 'deny' || !this.ledger.consentRegistry) return decision;
+    const pair = await this.store.consents.pair({
+      sourceId: version.sourceId,
+      patientRef,
+      recipientOrg: destination.organisation,
+    });
+    const allowed =
+      pair?.confirmedBlock !== null &&
+      pair?.confirmed.active === true &&
+      registryScopeAllows(
+        pair.confirmed,
+        purposeIndex(purpose),
+        dataClassIndex(version.resourceType),
+        Math.floor(now / 1000),
+      );
+    return allowed
+      ? decision
+      : {
+          decision: 'deny',
+          reason: 'no-applicable-consent',
+          consentRef: decision.consentRef,
+          rulePath: 'registry',
+        };
+  }
+
+  /** PUTs the version (or POSTs a one-entry transaction); undefined on success, else a reason without PHI. */
+  private async send(version: VersionForSharing, destination: Destination): Promise<string | undefined> {
+    const base = destination.fhirBaseUrl.replace(/\/+$/, '');
+    const resource = { ...version.content, id: version.resourceId };
+    const transaction = destination.deliveryMode === 'transaction';
+    const url = transaction ? base : `${base}/${version.resourceType}/${version.resourceId}`;
+    const body = transaction
+      ? {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              fullUrl: `${base}/${version.resourceType}/${version.resourceId}`,
+              resource,
+              request: { method: 'PUT', url: `${version.resourceType}/${version.resourceId}` },
+            },
+          ],
+        }
+      : resource;
+    try {
+      const response = await fetch(url, {
+        method: transaction ? 'POST' : 'PUT',
+        headers: {
+          'content-type': 'application/fhir+json',
+          accept: 'application/fhir+json',
+          ...(destination.bearerToken ? { authorization: `Bearer ${destination.bearerToken}` } : {}),
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+      });
+      await response.body?.cancel();
+      return response.ok ? undefined : `the destination answered HTTP ${response.status}`;
+    } catch (error) {
+      return `the destination could not be reached (${error instanceof Error ? error.name : 'error'})`;
+    }
+  }
+
+  private async record(
+    version: VersionForSharing,
+    destination: Destination,
+    patientRef: string | undefined,
+    purpose: PurposeOfUse,
+    outcome: DisclosureOutcome,
+    reason: string,
+    attempts: number,
+    decision: ConsentDecision,
+  ): Promise<void> {
+    const eventId = randomUUID();
+    const recordedAt = new Date();
+    const recorded = recordedAt.toISOString();
+    const auditEvent = buildDisclosureAuditEvent({
+      id: eventId,
+      recorded,
+      outcome,
+      reason,
+      purpose,
+      resource: `${version.resourceType}/${version.resourceId}/_history/${version.version}`,
+      ...(patientRef ? { patient: patientRef } : {}),
+      ...(decision.consentRef ? { consent: decision.consentRef } : {}),
+      bridge: { system: 'urn:fhir-trail:bridge', value: this.config.bridgeId },
+      recipient: { organisation: destination.organisation, endpoint: destination.fhirBaseUrl },
+    });
+    await this.store.transaction(async (trx) => {
+      const inserted = await this.store.sharing.insertDecision(trx, {
+        resourceVersionId: version.id,
+        destinationId: destination.id,
+        decision: outcome,
+        reason,
+        ...(decision.consentRef ? { consentRef: decision.consentRef } : {}),
+        attempts,
+        eventId,
+        auditEvent: auditEvent as unknown as Record<string, unknown>,
+      });
+      if (!inserted) return;
+      if (outcome === 'failed') {
+        // Nothing is lost: the failed delivery waits as a dead letter (the version stays stored).
+        await this.store.deadLetters.insert(
+          {
+            sourceId: version.sourceId,
+            reasonCode: 'delivery-failed',
+            outcome: {
+              resourceType: 'OperationOutcome',
+              issue: [
+                {
+                  severity: 'error',
+                  code: 'transient',
+                  details: { text: `${reason}; ${attempts} attempts` },
+                  diagnostics: `resource version ${version.id} to destination ${destination.id}`,
+                },
+              ],
+            },
+          },
+          trx,
+        );
+      }
+      const keyScope = patientRef ?? SOURCE_KEY_SCOPE;
+      const key = await this.store.patientKeys.getOrCreate(version.sourceId, keyScope, trx);
+      const record = sharingEvent({
+        eventId,
+        recorded: recordedAt,
+        source: version.sourceId,
+        subject: version.resourceType,
+        resourceDigest: keyedDigest(key, version.content),
+        patient: patientRef ? patientPseudonym(key, patientRef) : undefined,
+        actor: `bridge:${this.config.bridgeId}`,
+        recipient: `destination:${destination.id}`,
+        purpose,
+        consentKey: decision.consentRef ? keyedDigest(key, decision.consentRef) : undefined,
+        decision: outcome,
+      });
+      const entry = eventLeafEntry(record);
+      await this.store.ledger.insertEvent(trx, {
+        eventId,
+        kind: 'sharing',
+        sourceId: version.sourceId,
+        resourceType: version.resourceType,
+        resourceId: version.resourceId,
+        resourceVersionId: version.id,
+        record: entry.toString('utf8'),
+        leafHash: leafHash(entry),
+        keyScope,
+        createdAt: recordedAt,
+      });
+    });
+  }
+}
+
+function securityLabelsOf(content: Record<string, unknown> | null): string[] {
+  const meta = content?.['meta'] as { security?: { system?: string; code?: string }[] } | undefined;
+  return (meta?.security ?? []).flatMap((c) => (c.system && c.code ? [`${c.system}|${c.code}`] : []));
+}
