@@ -1,26 +1,27 @@
 /**
  * `npm run bench`: every benchmark, each against its baseline measured in the same run. Prints a
  * table and whether each goal is met, and records the figures in bench/results/intake.json (one
- * JSON line per benchmark), bench/results/mapping.json and bench/results/ledger.json.
- * BENCH_ONLY=intake|pipeline|mapping|ledger runs one of them.
+ * JSON line per benchmark), bench/results/mapping.json, bench/results/ledger.json and
+ * bench/results/sharing.json. BENCH_ONLY=intake|pipeline|mapping|ledger|sharing runs one of them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BenchResult, GOALS, intakeBenchmarks, type ServerFigures } from './intake.bench';
 import { ledgerBenchmark } from './ledger.bench';
 import { mappingBenchmark, mappingReport } from './mapping.bench';
+import { sharingBenchmark } from './sharing.bench';
 import type { PacedFigures } from './support';
 
-const PARTS = ['intake', 'pipeline', 'mapping', 'ledger'] as const;
+const PARTS = ['intake', 'pipeline', 'mapping', 'ledger', 'sharing'] as const;
 
 async function main(): Promise<void> {
   const started = Date.now();
-  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark), mapping or ledger runs just that.
+  // BENCH_ONLY=intake|pipeline (parts of the intake benchmark), mapping, ledger or sharing runs just that.
   const only = process.env.BENCH_ONLY;
   if (only !== undefined && !(PARTS as readonly string[]).includes(only)) {
     throw new Error(`BENCH_ONLY=${only}: choose ${PARTS.join(', ')}`);
   }
-  const runs = (part: 'intake' | 'mapping' | 'ledger'): boolean =>
+  const runs = (part: 'intake' | 'mapping' | 'ledger' | 'sharing'): boolean =>
     only === undefined || only === part || (part === 'intake' && only === 'pipeline');
   await mkdir(join(__dirname, 'results'), { recursive: true });
   const results = runs('intake') ? await intakeBenchmarks() : [];
@@ -33,12 +34,19 @@ async function main(): Promise<void> {
   // CPU-only, in this process: after the intake runs, so their servers are gone.
   const mapping = runs('mapping') ? await mappingBenchmark() : undefined;
   if (mapping) await writeFile(join(__dirname, 'results', 'mapping.json'), `${JSON.stringify(mapping)}\n`);
-  process.stdout.write(report(results, (Date.now() - started) / 1000, mapping && mappingReport(mapping)));
+  if (results.length > 0 || mapping) {
+    process.stdout.write(report(results, (Date.now() - started) / 1000, mapping && mappingReport(mapping)));
+  }
   if (runs('ledger')) {
     // Prints its own tables (per-event baseline beside batches of 100, 1,000 and 10,000; proofs at
     // 10^6 leaves; bundle size) and writes bench/results/ledger.json.
     process.stdout.write('\n');
     await ledgerBenchmark();
+  }
+  if (runs('sharing')) {
+    // Prints its own tables (consent checks from the mirror beside isConsented by eth_call;
+    // notification -> delivery latency beside a direct PUT) and writes bench/results/sharing.json.
+    await sharingBenchmark();
   }
 }
 

@@ -13,8 +13,8 @@
  * 1000/BENCH_SHARING_RATE ms; latency = from sending the notification to the PUT arriving at the
  * destination. Baseline: the bench PUTting the same body straight to the destination (the HTTP floor).
  *
- * Runs alone with `npx tsx bench/sharing.bench.ts` (not part of `npm run bench` yet); writes
- * bench/results/sharing.json.
+ * Part of `npm run bench` (`BENCH_ONLY=sharing` runs it alone; `npx tsx bench/sharing.bench.ts`
+ * too, after `npm run build`); writes bench/results/sharing.json.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -112,7 +112,8 @@ async function rate(label: string, checks: number, inFlight: number, check: (i: 
   return { label, checks, inFlight, checksPerSecond: Math.round(checks / seconds), permitted };
 }
 
-async function main(): Promise<void> {
+/** Runs the sharing benchmark, prints its tables (each figure beside its baseline) and returns the record. */
+export async function sharingBenchmark(): Promise<Record<string, unknown>> {
   const database = await throwawayDatabase('fhir_trail_bench_sharing');
   const dataDir = await mkdtemp(join(tmpdir(), 'fhir-trail-bench-sharing-'));
   const chain = await EmbeddedChain.start({ dataDir, port: await findFreePort() });
@@ -267,6 +268,7 @@ async function main(): Promise<void> {
         ]) +
         '\n',
     );
+    return record;
   } finally {
     await store.close();
     provider.destroy();
@@ -420,9 +422,11 @@ function hex(key: Buffer): string {
   return `0x${key.toString('hex')}`;
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `sharing bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  sharingBenchmark().catch((error: unknown) => {
+    process.stderr.write(
+      `sharing bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  });
+}

@@ -18,11 +18,16 @@ import { ProvenanceVerifyController } from './audit/provenance-verify.controller
 import { AuditEventController } from './consent/audit-event.controller';
 import { ConsentKeyGuard } from './consent/consent-key.guard';
 import { ConsentController } from './consent/consent.controller';
+import { SignedGrantController } from './consent/signed-grant.controller';
+import { SignedGrantService } from './consent/signed-grant.service';
 import { HealthController } from './health/health.controller';
 import { CheckpointsController } from './ledger/checkpoints.controller';
 import { CheckpointsService } from './ledger/checkpoints.service';
 import { ProofsController } from './ledger/proofs.controller';
 import { ProofsService } from './ledger/proofs.service';
+import { RecipientAuthGuard } from './reads/recipient-auth.guard';
+import { RecipientReadsController } from './reads/recipient-reads.controller';
+import { RecipientReadsService } from './reads/recipient-reads.service';
 import { IngestEnqueuer } from './notifications/ingest-enqueuer';
 import { NotificationsController } from './notifications/notifications.controller';
 import { NotificationsService } from './notifications/notifications.service';
@@ -63,9 +68,12 @@ export class BridgeModule {
         ProvenanceVerifyController,
         AdminMappingsController,
         AdminDeadLettersController,
+        SignedGrantController,
         ConsentController,
         AdminDestinationsController,
         AuditEventController,
+        // Last: its parametric /fhir/R4/:type routes sit beside the static ones above.
+        RecipientReadsController,
       ],
       providers: [
         SourcesService,
@@ -79,8 +87,11 @@ export class BridgeModule {
         ConsentKeyGuard,
         SourceClients,
         PatientErasureService,
+        SignedGrantService,
         ProvenanceVerificationService,
         MappingProfileRegistry,
+        RecipientAuthGuard,
+        RecipientReadsService,
       ],
     };
   }

@@ -51,6 +51,26 @@ describe('loadConfig', () => {
     );
   });
 
+  it('accepts recipient JWTs only with an issuer and an audience', () => {
+    expect(loadConfig({}).recipientJwt).toBeUndefined();
+    expect(() => loadConfig({ RECIPIENT_JWT_SECRET: 's'.repeat(32) })).toThrow(
+      /RECIPIENT_JWT_ISSUER: required[\s\S]*RECIPIENT_JWT_AUDIENCE: required/,
+    );
+    expect(() => loadConfig({ RECIPIENT_JWT_SECRET: 'short' })).toThrow(/RECIPIENT_JWT_SECRET: at least 32/);
+    expect(
+      loadConfig({
+        RECIPIENT_JWT_KEY_FILE: 'keys/jwks.json',
+        RECIPIENT_JWT_ISSUER: 'https://auth.example',
+        RECIPIENT_JWT_AUDIENCE: 'https://bridge.example',
+      }).recipientJwt,
+    ).toEqual({
+      hs256Secret: undefined,
+      keyFile: expect.stringMatching(/^\/.*keys\/jwks\.json$/) as unknown,
+      issuer: 'https://auth.example',
+      audience: 'https://bridge.example',
+    });
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ LEDGER_RPC_URL: '', SOURCES_FILE: ' ' }).ledger.rpcUrl).toBeUndefined();
   });

@@ -141,6 +141,20 @@ export const configSchema = z.object({
     .describe(
       'key a patient app presents (Authorization: Bearer) to POST /fhir/R4/Consent; the admin key also works',
     ),
+  RECIPIENT_JWT_SECRET: optionalString
+    .pipe(z.string().min(32, 'at least 32 characters').optional())
+    .describe(
+      'shared secret verifying HS256 bearer JWTs of recipients reading /fhir/R4 (sub = destination id); unset = no HS256',
+    ),
+  RECIPIENT_JWT_KEY_FILE: optionalString.describe(
+    'PEM public key or JWKS (JSON) file verifying RS256/ES256 bearer JWTs of recipients reading /fhir/R4',
+  ),
+  RECIPIENT_JWT_ISSUER: optionalString.describe(
+    'the iss recipient JWTs must carry (required when a JWT key or secret is set)',
+  ),
+  RECIPIENT_JWT_AUDIENCE: optionalString.describe(
+    'the aud recipient JWTs must carry (required when a JWT key or secret is set)',
+  ),
   ADMIN_API_KEY: optionalString
     .pipe(z.string().min(16, 'at least 16 characters').optional())
     .describe(
@@ -169,6 +183,14 @@ export interface AppConfig {
   readonly recoverySweepIntervalMs: number;
   /** Key a patient app presents to post Consent resources (the admin key is accepted too). */
   readonly consentApiKey?: string;
+  /** How recipients' OAuth2 bearer JWTs are verified (reads); undefined = JWTs not accepted. */
+  readonly recipientJwt?: {
+    readonly hs256Secret?: string;
+    /** Absolute path of a PEM public key or a JWKS file (RS256 / ES256). */
+    readonly keyFile?: string;
+    readonly issuer: string;
+    readonly audience: string;
+  };
   readonly admin: {
     /** The key the /admin API accepts; undefined in production without ADMIN_API_KEY (admin API closed). */
     readonly apiKey?: string;
@@ -224,6 +246,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   if (raw.NODE_ENV === 'production' && masterKeyIsDefault) {
     problems.push('LEDGER_MASTER_KEY: required in production (the development default is public)');
   }
+  if (raw.RECIPIENT_JWT_SECRET || raw.RECIPIENT_JWT_KEY_FILE) {
+    for (const name of ['RECIPIENT_JWT_ISSUER', 'RECIPIENT_JWT_AUDIENCE'] as const) {
+      if (!raw[name]) problems.push(`${name}: required when recipient JWTs are accepted`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const adminKeyIsDefault = !raw.ADMIN_API_KEY && raw.NODE_ENV !== 'production';
   return {
@@ -243,6 +270,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     gapGraceMs: raw.GAP_GRACE_MS,
     recoverySweepIntervalMs: raw.RECOVERY_SWEEP_INTERVAL_MS,
     consentApiKey: raw.CONSENT_API_KEY,
+    recipientJwt:
+      (raw.RECIPIENT_JWT_SECRET || raw.RECIPIENT_JWT_KEY_FILE) &&
+      raw.RECIPIENT_JWT_ISSUER &&
+      raw.RECIPIENT_JWT_AUDIENCE
+        ? {
+            hs256Secret: raw.RECIPIENT_JWT_SECRET,
+            keyFile: raw.RECIPIENT_JWT_KEY_FILE ? resolve(raw.RECIPIENT_JWT_KEY_FILE) : undefined,
+            issuer: raw.RECIPIENT_JWT_ISSUER,
+            audience: raw.RECIPIENT_JWT_AUDIENCE,
+          }
+        : undefined,
     admin: {
       apiKey: raw.ADMIN_API_KEY ?? (adminKeyIsDefault ? DEV_ADMIN_API_KEY : undefined),
       apiKeyIsDefault: adminKeyIsDefault,

@@ -8,6 +8,8 @@
 
 export { SourceFhirClient } from './source-fhir.client';
 
+export { type AccessTokens, smartTokenProvider } from './smart-token.provider';
+
 export {
   isSourceFhirError,
   SourceFhirError,

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { importAssertionKey, signClientAssertion } from './client-assertion.signer';
 import type { SmartBackendAuth } from './fhir-client.types';
 import { httpExchange, isJsonObject, parseJson, type HttpTransport } from './http-exchange';
-import type { SourceBaseUrl } from './source-base-url';
+import { SourceBaseUrl } from './source-base-url';
 import { SourceFhirError, type SourceFhirErrorOptions } from './source-fhir-error';
 
 /**
@@ -191,4 +191,36 @@ export class SmartTokenProvider {
 
 function tokenFailed(reason: string, options: SourceFhirErrorOptions = {}): SourceFhirError {
   return new SourceFhirError('TOKEN_FAILED', `No access token: ${reason}`, { retryable: false, ...options });
+}
+
+/** Access tokens for a FHIR endpoint the bridge calls (a source, or a sharing destination). */
+export interface AccessTokens {
+  /** A valid access token (cached until shortly before it expires). */
+  accessToken(): Promise<string>;
+  /** Forgets `token` after the server refused it (401). */
+  invalidate(token: string): void;
+}
+
+/**
+ * A SMART Backend Services token provider for any FHIR base URL (e.g. a sharing destination),
+ * with its own transport: `timeoutMs` per token exchange (default 10 s), 1 MiB answers at most.
+ *
+ * @throws SourceFhirError `INVALID_ARGUMENT` for a bad base URL, key or token URL
+ */
+export function smartTokenProvider(
+  auth: SmartBackendAuth,
+  baseUrl: string,
+  options: { readonly fetch?: typeof fetch; readonly timeoutMs?: number; readonly now?: () => number } = {},
+): AccessTokens {
+  const fetchFunction = options.fetch ?? globalThis.fetch;
+  return new SmartTokenProvider(
+    auth,
+    SourceBaseUrl.parse(baseUrl),
+    {
+      fetch: (input, init) => fetchFunction(input, init),
+      timeoutMs: options.timeoutMs ?? 10_000,
+      maxResponseBytes: 1024 * 1024,
+    },
+    options.now ?? Date.now,
+  );
 }

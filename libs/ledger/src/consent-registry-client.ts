@@ -1,8 +1,17 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type JsonRpcProvider, type Signer, concat, getAddress, id, isError } from 'ethers';
+import {
+  type JsonRpcProvider,
+  type Signer,
+  type TypedDataDomain,
+  concat,
+  getAddress,
+  id,
+  isError,
+} from 'ethers';
 import {
   CONSENT_REGISTRY_ARTIFACT,
+  consentRegistryDomain,
   consentRegistryInterface,
   type ConsentGrantScope,
 } from './consent-registry-contract';
@@ -18,6 +27,24 @@ export interface RegistryGrant {
   readonly validUntil: number;
 }
 
+/** A grant or revocation signed by a patient or delegate (EIP-712), to relay. */
+export type SignedRegistryCall =
+  | {
+      readonly kind: 'grant';
+      readonly scope: ConsentGrantScope;
+      readonly nonce: bigint;
+      readonly deadline: bigint;
+      readonly signature: string;
+    }
+  | {
+      readonly kind: 'revoke';
+      readonly patientKey: string;
+      readonly recipientKey: string;
+      readonly nonce: bigint;
+      readonly deadline: bigint;
+      readonly signature: string;
+    };
+
 export interface ConsentRegistryClientOptions {
   readonly provider: JsonRpcProvider;
   /** Holds REGISTRAR_ROLE. Use a key no other process signs with: nonces are read as `pending`. */
@@ -27,6 +54,20 @@ export interface ConsentRegistryClientOptions {
   readonly confirmations?: number;
   readonly pollIntervalMs?: number;
   readonly receiptTimeoutMs?: number;
+}
+
+/** Sends of one transaction when another process took its nonce first. */
+const NONCE_RACE_ATTEMPTS = 3;
+
+/** A broadcast refused because the nonce was already used (or is pending) by another transaction of the key. */
+function isNonceRace(error: unknown): boolean {
+  if (error instanceof LedgerError && error.code === 'NONCE_CONFLICT') return true;
+  const cause = error instanceof LedgerError ? (error.cause ?? error) : error;
+  if (isError(cause, 'NONCE_EXPIRED') || isError(cause, 'REPLACEMENT_UNDERPRICED')) return true;
+  return (
+    cause instanceof Error &&
+    /nonce too low|already known|replacement transaction underpriced/i.test(cause.message)
+  );
 }
 
 /** A grant is at most three new storage slots plus an event; a fixed limit skips estimateGas. */
@@ -116,6 +157,90 @@ export class ConsentRegistryClient {
           } satisfies ConsentGrantScope,
         ])
       : consentRegistryInterface.encodeFunctionData('revoke', [patientKey, recipientKey]);
+    return this.simulateAndSend(data);
+  }
+
+  /** The registry's EIP-712 domain (what a patient app signs against). */
+  async domain(): Promise<TypedDataDomain> {
+    try {
+      const { chainId } = await this.options.provider.getNetwork();
+      return consentRegistryDomain(chainId, this.contractAddress);
+    } catch (error) {
+      throw toLedgerError(error, 'reading the chain id');
+    }
+  }
+
+  /** The nonce the next signed grant or revocation of this patient must carry (latest block). */
+  async nonceOf(patientKey: string): Promise<bigint> {
+    const [nonce] = await this.view('nonces', [patientKey]);
+    return nonce as bigint;
+  }
+
+  /** Who `signer` is for the patient: their bound signer, one of their delegates, or neither (latest block). */
+  async signerRole(patientKey: string, signer: string): Promise<'patient' | 'delegate' | undefined> {
+    const [[bound], [delegate]] = await Promise.all([
+      this.view('patientSigner', [patientKey]),
+      this.view('isDelegate', [patientKey, signer]),
+    ]);
+    if ((bound as string).toLowerCase() === signer.toLowerCase()) return 'patient';
+    return delegate === true ? 'delegate' : undefined;
+  }
+
+  /** Binds the address that signs for a patient (registrar only); waits for the configured confirmations. */
+  bindPatientSigner(patientKey: string, signer: string): Promise<string> {
+    return this.serialised(() =>
+      this.simulateAndSend(
+        consentRegistryInterface.encodeFunctionData('bindPatientSigner', [patientKey, getAddress(signer)]),
+      ),
+    );
+  }
+
+  /**
+   * Relays a grant or revocation signed by the patient or a delegate (`grantWithSignature` /
+   * `revokeWithSignature`; the signing key needs RELAYER_ROLE). Simulated first, so a refusal is a
+   * `CONSENT_REGISTRY_REJECTED` LedgerError whose `details.revert` names the Solidity error
+   * (`SignatureExpired`, `InvalidNonce`, `UnauthorizedSigner`...). Waits for the configured
+   * confirmations; returns the transaction hash.
+   */
+  relaySigned(signed: SignedRegistryCall): Promise<string> {
+    const data =
+      signed.kind === 'grant'
+        ? consentRegistryInterface.encodeFunctionData('grantWithSignature', [
+            signed.scope,
+            signed.nonce,
+            signed.deadline,
+            signed.signature,
+          ])
+        : consentRegistryInterface.encodeFunctionData('revokeWithSignature', [
+            signed.patientKey,
+            signed.recipientKey,
+            signed.nonce,
+            signed.deadline,
+            signed.signature,
+          ]);
+    return this.serialised(() => this.simulateAndSend(data));
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async view(name: string, args: readonly unknown[]): Promise<readonly unknown[]> {
+    try {
+      const data = await this.options.provider.call({
+        to: this.contractAddress,
+        data: consentRegistryInterface.encodeFunctionData(name, args),
+        blockTag: 'latest',
+      });
+      return consentRegistryInterface.decodeFunctionResult(name, data);
+    } catch (error) {
+      throw toLedgerError(error, `reading ${name} from the consent registry`);
+    }
+  }
+
+  private async simulateAndSend(data: string): Promise<string> {
     const from = await this.options.signer.getAddress();
     try {
       await this.options.provider.call({ to: this.contractAddress, from, data });
@@ -129,20 +254,30 @@ export class ConsentRegistryClient {
       }
       throw toLedgerError(error, 'simulating the consent registry call');
     }
-    const receipt = await sendRawTransaction(
-      {
-        provider: this.options.provider,
-        signer: this.options.signer,
-        to: this.contractAddress,
-        data,
-        gasLimit: WRITE_GAS_LIMIT,
-      },
-      {
-        pollIntervalMs: this.options.pollIntervalMs ?? 50,
-        timeoutMs: this.options.receiptTimeoutMs ?? 120_000,
-        confirmations: this.confirmations,
-      },
-    );
+    // The bridge (relaying signed grants) and the worker (mirroring consents) sign with the same
+    // registrar key: a transaction that lost the race for a nonce never entered the pool, so it is
+    // signed again with the next one.
+    let receipt: Awaited<ReturnType<typeof sendRawTransaction>> | undefined;
+    for (let attempt = 1; receipt === undefined; attempt++) {
+      try {
+        receipt = await sendRawTransaction(
+          {
+            provider: this.options.provider,
+            signer: this.options.signer,
+            to: this.contractAddress,
+            data,
+            gasLimit: WRITE_GAS_LIMIT,
+          },
+          {
+            pollIntervalMs: this.options.pollIntervalMs ?? 50,
+            timeoutMs: this.options.receiptTimeoutMs ?? 120_000,
+            confirmations: this.confirmations,
+          },
+        );
+      } catch (error) {
+        if (attempt >= NONCE_RACE_ATTEMPTS || !isNonceRace(error)) throw error;
+      }
+    }
     if (receipt.status !== 1) {
       throw new LedgerError(
         'CONSENT_REGISTRY_REJECTED',

@@ -165,6 +165,7 @@ export {
   type ConsentRegistryClientOptions,
   type EnsureConsentRegistryOptions,
   type RegistryGrant,
+  type SignedRegistryCall,
   ConsentRegistryClient,
   decodeRegistryRevert,
   ensureConsentRegistryDeployment,

@@ -3,12 +3,20 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 import {
   interpretConsent,
   keyedDigest,
+  operationOutcome,
+  outcomeIssue,
   patientPseudonym,
   registryScopesOf,
   type ConsentPolicy,
 } from '@fhir-trail/fhir-mapping';
 import { consentEvent, eventLeafEntry, leafHash } from '@fhir-trail/ledger';
-import type { ConsentOrigin, Store, StoreDb, StoredConsent } from '@fhir-trail/store';
+import {
+  type ConsentOrigin,
+  PatientKeyDestroyedError,
+  type Store,
+  type StoreDb,
+  type StoredConsent,
+} from '@fhir-trail/store';
 
 export interface ConsentIntake {
   readonly sourceId: string;
@@ -49,6 +57,24 @@ export async function recordConsent(
   const policy = interpreted.policy;
   const consentId = policy.consentRef.slice('Consent/'.length);
   const content = { ...(intake.resource as Record<string, unknown>), id: consentId };
+  let key: Buffer;
+  try {
+    key = await store.patientKeys.getOrCreate(intake.sourceId, policy.patient, trx);
+  } catch (error) {
+    if (!(error instanceof PatientKeyDestroyedError)) throw error;
+    // An erased patient's data may no longer be kept or shared: no consent is recorded for them.
+    return {
+      ok: false,
+      status: 422,
+      outcome: operationOutcome([
+        outcomeIssue({
+          code: 'business-rule',
+          text: 'the patient was erased; no consent can be recorded for them',
+          expression: 'Consent.patient',
+        }),
+      ]),
+    };
+  }
   const previous = await store.consents.findByConsentId(intake.sourceId, consentId, trx);
   const consent = await store.consents.upsert(trx, {
     sourceId: intake.sourceId,
@@ -60,7 +86,6 @@ export async function recordConsent(
     origin: intake.origin,
   });
 
-  const key = await store.patientKeys.getOrCreate(intake.sourceId, policy.patient, trx);
   const eventId = randomUUID();
   const recorded = new Date();
   const record = consentEvent({

@@ -9,3 +9,4 @@ export * from './source-clients';
 export * from './ledger-audit';
 export * from './mapping-profile-registry';
 export * from './consent-recorder';
+export * from './disclosure-consent';

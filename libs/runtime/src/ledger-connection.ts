@@ -115,7 +115,8 @@ async function openConsentRegistry(
         deploymentFile,
         admin: admin.address,
         registrar: registrar.address,
-        relayer: admin.address,
+        // The registrar also relays grants and revocations patients sign (EIP-712).
+        relayer: registrar.address,
       }),
     );
   }

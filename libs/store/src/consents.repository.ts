@@ -169,6 +169,38 @@ export class ConsentsRepository {
   }
 
   /**
+   * Erasure: deletes every stored consent of a patient (resource and policy; the `consent` ledger
+   * leaves stay, they hold only keyed digests) and sets every registry pair of theirs to inactive,
+   * so the registry sync revokes them on chain. The pair rows stay as tombstones (pseudonymous keys
+   * and the revocation's confirmation). Returns (consents deleted, pairs withdrawn).
+   */
+  async eraseForPatient(
+    trx: StoreDb,
+    sourceId: string,
+    patientRef: string,
+  ): Promise<{ consents: number; pairs: number }> {
+    const deleted = await trx
+      .deleteFrom('consents')
+      .where('source_id', '=', sourceId)
+      .where('patient_ref', '=', patientRef)
+      .executeTakeFirst();
+    const withdrawn = await trx
+      .updateTable('consent_registry_pairs')
+      .set({
+        desired_active: false,
+        desired_purposes: '0',
+        desired_data_classes: '0',
+        desired_valid_from: 0,
+        desired_valid_until: 0,
+        updated_at: new Date(),
+      })
+      .where('source_id', '=', sourceId)
+      .where('patient_ref', '=', patientRef)
+      .executeTakeFirst();
+    return { consents: Number(deleted.numDeletedRows), pairs: Number(withdrawn.numUpdatedRows) };
+  }
+
+  /**
    * Patients with at least one pair whose confirmed chain state differs from what their policies
    * imply (or was never read), oldest change first.
    */

@@ -9,6 +9,8 @@ import * as ledgerPrivacy from './migrations/0020-ledger-privacy';
 import * as mappingProfiles from './migrations/0030-mapping-profiles';
 import * as consents from './migrations/0040-consents';
 import * as sharing from './migrations/0041-sharing';
+import * as recipientReads from './migrations/0050-recipient-reads';
+import * as destinationAuthFilters from './migrations/0055-destination-auth-filters';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
@@ -22,6 +24,8 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0030-mapping-profiles': mappingProfiles,
   '0040-consents': consents,
   '0041-sharing': sharing,
+  '0050-recipient-reads': recipientReads,
+  '0055-destination-auth-filters': destinationAuthFilters,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {

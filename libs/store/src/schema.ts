@@ -328,7 +328,8 @@ export interface AnchorOutboxTable {
   settled_at: Timestamp | null;
 }
 
-export type ConsentOrigin = 'intake' | 'api';
+/** Where a consent came from: a source's intake, the FHIR API, or an EIP-712 grant signed by the patient or a delegate. */
+export type ConsentOrigin = 'intake' | 'api' | 'signed';
 
 export interface ConsentsTable {
   id: GeneratedInt8;
@@ -387,8 +388,29 @@ export interface DestinationsTable {
   delivery_mode: DeliveryMode;
   max_attempts: number;
   backoff_ms: number;
+  /** SMART Backend Services settings (no key), or null. */
+  smart_auth: ColumnType<DestinationSmartSettings | null, string | null, string | null>;
+  /** AES-256-GCM-wrapped private JWK (JSON; context `destination-smart-key|<id>`), or null. */
+  smart_private_key: Buffer | null;
+  /** Further sources whose versions it takes (besides `source_id`). */
+  sources: ColumnType<string[], string[] | undefined, string[]>;
+  /** Canonical profile URLs of which `meta.profile` must name one; empty = any. */
+  profiles: ColumnType<string[], string[] | undefined, string[]>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
   created_at: GeneratedTimestamp;
   disabled_at: Timestamp | null;
+  /** SHA-256 of the destination's read key (reads by recipients); the key itself is never stored. */
+  read_key_sha256: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
+}
+
+/** A destination's SMART Backend Services settings (client_credentials + private_key_jwt). */
+export interface DestinationSmartSettings {
+  readonly clientId: string;
+  readonly scope: string;
+  /** Unset: discovered from `{fhirBaseUrl}/.well-known/smart-configuration`. */
+  readonly tokenUrl?: string;
+  readonly keyId: string;
+  readonly algorithm: 'RS384' | 'ES384';
 }
 
 export interface SharingDecisionsTable {
@@ -399,6 +421,22 @@ export interface SharingDecisionsTable {
   reason: string;
   consent_ref: string | null;
   attempts: number;
+  event_id: string;
+  audit_event: JSONColumnType<Record<string, unknown>>;
+  decided_at: GeneratedTimestamp;
+}
+
+export type AccessDecisionKind = 'delivered' | 'denied';
+
+/** One read by a recipient (migration 0050): a resource it was given or refused. */
+export interface AccessDecisionsTable {
+  id: GeneratedInt8;
+  source_id: string;
+  destination_id: string;
+  resource_version_id: Int8;
+  decision: AccessDecisionKind;
+  reason: string;
+  consent_ref: string | null;
   event_id: string;
   audit_event: JSONColumnType<Record<string, unknown>>;
   decided_at: GeneratedTimestamp;
@@ -426,6 +464,7 @@ export interface Database {
   mapping_profile_active: MappingProfileActiveTable;
   destinations: DestinationsTable;
   sharing_decisions: SharingDecisionsTable;
+  access_decisions: AccessDecisionsTable;
   consents: ConsentsTable;
   consent_registry_pairs: ConsentRegistryPairsTable;
 }

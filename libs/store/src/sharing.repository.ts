@@ -2,7 +2,13 @@ import { sql } from 'kysely';
 import type { StoreDb } from './database';
 import type { LedgerEventRow } from './ledger.repository';
 import { unwrapKey, wrapKey } from './patient-keys.repository';
-import type { DeliveryMode, SharingDecisionKind } from './schema';
+import type { JsonWebKey } from 'node:crypto';
+import type {
+  AccessDecisionKind,
+  DeliveryMode,
+  DestinationSmartSettings,
+  SharingDecisionKind,
+} from './schema';
 
 export interface NewDestination {
   readonly id: string;
@@ -11,22 +17,38 @@ export interface NewDestination {
   readonly organisation: string;
   readonly fhirBaseUrl: string;
   readonly bearerToken?: string;
+  /** SMART Backend Services instead of a bearer token. */
+  readonly smartBackend?: DestinationSmartSettings & { readonly privateKey: JsonWebKey };
   readonly resourceTypes: readonly string[];
+  /** Further sources whose versions it takes (besides `sourceId`); empty = `sourceId` only. */
+  readonly sources: readonly string[];
+  /** Canonical profile URLs; a version is wanted when its `meta.profile` names one. Empty = any. */
+  readonly profiles: readonly string[];
   readonly purpose: string;
   readonly deliveryMode: DeliveryMode;
   readonly maxAttempts: number;
   readonly backoffMs: number;
+  /** SHA-256 of the key the destination's organisation presents to read (reads by recipients). */
+  readonly readKeySha256?: Buffer;
 }
 
-/** A destination as the admin API shows it: never its token. */
-export interface DestinationView extends Omit<NewDestination, 'bearerToken'> {
+/** A destination as the admin API shows it: never its token, private key nor read key. */
+export interface DestinationView extends Omit<
+  NewDestination,
+  'bearerToken' | 'smartBackend' | 'readKeySha256'
+> {
   readonly hasBearerToken: boolean;
+  readonly hasReadKey: boolean;
+  /** The SMART Backend Services settings, without the key. */
+  readonly smartBackend?: DestinationSmartSettings;
   readonly enabled: boolean;
+  readonly updatedAt: Date;
 }
 
-/** A destination with its token unwrapped, for delivery. */
-export interface Destination extends DestinationView {
+/** A destination with its credentials unwrapped, for delivery. */
+export interface Destination extends Omit<DestinationView, 'smartBackend'> {
   readonly bearerToken?: string;
+  readonly smartBackend?: DestinationSmartSettings & { readonly privateKey?: JsonWebKey };
 }
 
 export interface NewSharingDecision {
@@ -56,6 +78,27 @@ export interface VersionForSharing {
   readonly applied: boolean;
 }
 
+export interface NewAccessDecision {
+  readonly sourceId: string;
+  readonly destinationId: string;
+  readonly resourceVersionId: string;
+  readonly decision: AccessDecisionKind;
+  readonly reason: string;
+  readonly consentRef?: string;
+  readonly eventId: string;
+  readonly auditEvent: Record<string, unknown>;
+}
+
+export interface AccessDecision extends NewAccessDecision {
+  readonly id: string;
+  readonly decidedAt: Date;
+}
+
+/** The elements that put a resource in a Patient's compartment (as `patientReferenceOf` reads them). */
+const PATIENT_ELEMENTS = ['subject', 'patient', 'beneficiary', 'individual'] as const;
+/** Most resources one search by patient considers (each is consent-checked and logged). */
+export const PATIENT_SEARCH_LIMIT = 500;
+
 /** Destinations and the sharing decisions made for them. */
 export class SharingRepository {
   constructor(
@@ -72,12 +115,24 @@ export class SharingRepository {
       bearer_token: d.bearerToken
         ? wrapKey(this.masterKey, Buffer.from(d.bearerToken, 'utf8'), `destination-token|${d.id}`)
         : null,
+      smart_auth: d.smartBackend ? JSON.stringify(smartSettings(d.smartBackend)) : null,
+      smart_private_key: d.smartBackend
+        ? wrapKey(
+            this.masterKey,
+            Buffer.from(JSON.stringify(d.smartBackend.privateKey), 'utf8'),
+            `destination-smart-key|${d.id}`,
+          )
+        : null,
       resource_types: [...d.resourceTypes],
+      sources: [...d.sources],
+      profiles: [...d.profiles],
+      updated_at: new Date(),
       purpose: d.purpose,
       delivery_mode: d.deliveryMode,
       max_attempts: d.maxAttempts,
       backoff_ms: d.backoffMs,
       disabled_at: null,
+      read_key_sha256: d.readKeySha256 ?? null,
     };
     await this.db
       .insertInto('destinations')
@@ -96,7 +151,7 @@ export class SharingRepository {
     const rows = await this.db
       .selectFrom('destinations')
       .selectAll()
-      .where('source_id', '=', sourceId)
+      .where((eb) => eb.or([eb('source_id', '=', sourceId), eb(eb.val(sourceId), '=', eb.fn.any('sources'))]))
       .where('disabled_at', 'is', null)
       .orderBy('id')
       .execute();
@@ -108,23 +163,146 @@ export class SharingRepository {
     return row ? this.toDestination(row, true) : undefined;
   }
 
+  /** The enabled destination whose read key has this SHA-256, if any. */
+  async findDestinationByReadKey(keySha256: Buffer): Promise<Destination | undefined> {
+    const row = await this.db
+      .selectFrom('destinations')
+      .selectAll()
+      .where('read_key_sha256', '=', keySha256)
+      .where('disabled_at', 'is', null)
+      .executeTakeFirst();
+    return row ? this.toDestination(row, false) : undefined;
+  }
+
+  /** The current (applied, not deleted) version of a resource, if any. */
+  async currentVersion(
+    sourceId: string,
+    resourceType: string,
+    resourceId: string,
+  ): Promise<VersionForSharing | undefined> {
+    const row = await this.currentVersions(sourceId)
+      .where('h.resource_type', '=', resourceType)
+      .where('h.resource_id', '=', resourceId)
+      .executeTakeFirst();
+    return row ? toVersion(row) : undefined;
+  }
+
+  /**
+   * The current versions of the resources in a patient's compartment (the Patient itself, and those
+   * whose subject, patient, beneficiary or individual is the patient), optionally of one type,
+   * ordered by type and id; at most {@link PATIENT_SEARCH_LIMIT}.
+   */
+  async currentVersionsForPatient(
+    sourceId: string,
+    patientRef: string,
+    resourceType?: string,
+  ): Promise<VersionForSharing[]> {
+    const patientId = patientRef.slice('Patient/'.length);
+    let query = this.currentVersions(sourceId).where((eb) =>
+      eb.or([
+        eb.and([eb('h.resource_type', '=', 'Patient'), eb('h.resource_id', '=', patientId)]),
+        ...PATIENT_ELEMENTS.map(
+          (element) =>
+            sql<boolean>`v.content @> ${JSON.stringify({ [element]: { reference: patientRef } })}::jsonb`,
+        ),
+      ]),
+    );
+    if (resourceType) query = query.where('h.resource_type', '=', resourceType);
+    const rows = await query
+      .orderBy('h.resource_type')
+      .orderBy('h.resource_id')
+      .limit(PATIENT_SEARCH_LIMIT)
+      .execute();
+    return rows.map(toVersion);
+  }
+
+  private currentVersions(sourceId: string) {
+    return this.db
+      .selectFrom('resource_heads as h')
+      .innerJoin('resource_versions as v', (join) =>
+        join
+          .onRef('v.source_id', '=', 'h.source_id')
+          .onRef('v.resource_type', '=', 'h.resource_type')
+          .onRef('v.resource_id', '=', 'h.resource_id')
+          .onRef('v.version', '=', 'h.version'),
+      )
+      .select([
+        'v.id',
+        'v.source_id',
+        'v.resource_type',
+        'v.resource_id',
+        'v.version',
+        'v.content',
+        'v.applied',
+      ])
+      .where('h.source_id', '=', sourceId)
+      .where('h.deleted', '=', false)
+      .where('v.applied', '=', true)
+      .where('v.content', 'is not', null);
+  }
+
+  /** Records one read decision (a resource given to, or refused to, a recipient). */
+  async insertAccess(trx: StoreDb, d: NewAccessDecision): Promise<void> {
+    await trx
+      .insertInto('access_decisions')
+      .values({
+        source_id: d.sourceId,
+        destination_id: d.destinationId,
+        resource_version_id: d.resourceVersionId,
+        decision: d.decision,
+        reason: d.reason,
+        consent_ref: d.consentRef ?? null,
+        event_id: d.eventId,
+        audit_event: JSON.stringify(d.auditEvent),
+      })
+      .execute();
+  }
+
+  /** Every read decision about a patient (its AuditEvent's patient entity), with its ledger event, oldest first. */
+  async accessForPatient(
+    sourceId: string,
+    patientRef: string,
+  ): Promise<{ decision: AccessDecision; event: LedgerEventRow }[]> {
+    const patientEntity = JSON.stringify({ entity: [{ what: { reference: patientRef } }] });
+    const rows = await this.db
+      .selectFrom('access_decisions as d')
+      .innerJoin('ledger_events as le', (join) => join.on(sql<boolean>`le.event_id::text = d.event_id`))
+      .selectAll('d')
+      .select(['le.kind', 'le.record', 'le.leaf_hash', 'le.leaf_index'])
+      .where('d.source_id', '=', sourceId)
+      .where(sql<boolean>`d.audit_event @> ${patientEntity}::jsonb`)
+      .orderBy('d.id')
+      .execute();
+    return rows.map((r) => ({
+      decision: {
+        id: r.id,
+        sourceId: r.source_id,
+        destinationId: r.destination_id,
+        resourceVersionId: r.resource_version_id,
+        decision: r.decision,
+        reason: r.reason,
+        ...(r.consent_ref ? { consentRef: r.consent_ref } : {}),
+        eventId: r.event_id,
+        auditEvent: r.audit_event,
+        decidedAt: r.decided_at,
+      },
+      event: {
+        eventId: r.event_id,
+        kind: r.kind,
+        record: r.record,
+        leafHash: r.leaf_hash,
+        leafIndex: r.leaf_index === null ? null : Number(r.leaf_index),
+      },
+    }));
+  }
+
   async findVersion(id: string): Promise<VersionForSharing | undefined> {
     const row = await this.db
       .selectFrom('resource_versions')
       .select(['id', 'source_id', 'resource_type', 'resource_id', 'version', 'content', 'applied'])
       .where('id', '=', id)
       .executeTakeFirst();
-    return row
-      ? {
-          id: row.id,
-          sourceId: row.source_id,
-          resourceType: row.resource_type,
-          resourceId: row.resource_id,
-          version: row.version,
-          content: row.content,
-          applied: row.applied,
-        }
-      : undefined;
+    return row ? toVersion(row) : undefined;
   }
 
   async findDecision(resourceVersionId: string, destinationId: string): Promise<SharingDecision | undefined> {
@@ -163,7 +341,9 @@ export class SharingRepository {
       .innerJoin('ledger_events as le', (join) => join.on(sql<boolean>`le.event_id::text = d.event_id`))
       .selectAll('d')
       .select(['le.kind', 'le.record', 'le.leaf_hash', 'le.leaf_index'])
-      .where('dest.source_id', '=', sourceId)
+      .innerJoin('resource_versions as rv', 'rv.id', 'd.resource_version_id')
+      // The version's source names the patient (a destination may take several sources).
+      .where('rv.source_id', '=', sourceId)
       .where(sql<boolean>`d.audit_event @> ${patientEntity}::jsonb`)
       .orderBy('d.id')
       .execute();
@@ -207,12 +387,18 @@ export class SharingRepository {
       organisation: string;
       fhir_base_url: string;
       bearer_token: Buffer | null;
+      smart_auth: DestinationSmartSettings | null;
+      smart_private_key: Buffer | null;
       resource_types: string[];
+      sources: string[];
+      profiles: string[];
+      updated_at: Date;
       purpose: string;
       delivery_mode: DeliveryMode;
       max_attempts: number;
       backoff_ms: number;
       disabled_at: Date | null;
+      read_key_sha256: Buffer | null;
     },
     withToken: boolean,
   ): Destination {
@@ -223,12 +409,34 @@ export class SharingRepository {
       organisation: r.organisation,
       fhirBaseUrl: r.fhir_base_url,
       resourceTypes: r.resource_types,
+      sources: r.sources,
+      profiles: r.profiles,
+      updatedAt: r.updated_at,
       purpose: r.purpose,
       deliveryMode: r.delivery_mode,
       maxAttempts: r.max_attempts,
       backoffMs: r.backoff_ms,
       hasBearerToken: r.bearer_token !== null,
+      hasReadKey: r.read_key_sha256 !== null,
       enabled: r.disabled_at === null,
+      ...(r.smart_auth
+        ? {
+            smartBackend: {
+              ...smartSettings(r.smart_auth),
+              ...(withToken && r.smart_private_key
+                ? {
+                    privateKey: JSON.parse(
+                      unwrapKey(
+                        this.masterKey,
+                        r.smart_private_key,
+                        `destination-smart-key|${r.id}`,
+                      ).toString('utf8'),
+                    ) as JsonWebKey,
+                  }
+                : {}),
+            },
+          }
+        : {}),
       ...(withToken && r.bearer_token
         ? {
             bearerToken: unwrapKey(this.masterKey, r.bearer_token, `destination-token|${r.id}`).toString(
@@ -243,7 +451,42 @@ export class SharingRepository {
 function withoutToken(destination: Destination): DestinationView {
   const view: Destination = { ...destination };
   delete (view as { bearerToken?: string }).bearerToken;
-  return view;
+  delete (view as { smartBackend?: unknown }).smartBackend;
+  return {
+    ...view,
+    ...(destination.smartBackend ? { smartBackend: smartSettings(destination.smartBackend) } : {}),
+  };
+}
+
+/** The settings alone (never the key), in a fixed shape. */
+function smartSettings(s: DestinationSmartSettings): DestinationSmartSettings {
+  return {
+    clientId: s.clientId,
+    scope: s.scope,
+    ...(s.tokenUrl ? { tokenUrl: s.tokenUrl } : {}),
+    keyId: s.keyId,
+    algorithm: s.algorithm,
+  };
+}
+
+function toVersion(row: {
+  id: string;
+  source_id: string;
+  resource_type: string;
+  resource_id: string;
+  version: number;
+  content: Record<string, unknown> | null;
+  applied: boolean;
+}): VersionForSharing {
+  return {
+    id: row.id,
+    sourceId: row.source_id,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    version: row.version,
+    content: row.content,
+    applied: row.applied,
+  };
 }
 
 function toDecision(row: {

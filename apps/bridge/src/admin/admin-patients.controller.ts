@@ -12,6 +12,7 @@ import { unavailableAs503 } from '../fhir/database-unavailable';
 import { FHIR_JSON } from '../fhir/fhir-response';
 import { parseJsonBody, single } from '../fhir/json-body';
 import { AdminKeyGuard } from './admin-key.guard';
+import { SignedGrantService } from '../consent/signed-grant.service';
 import { PatientErasureService } from './patient-erasure.service';
 
 const SOURCE_ID = /^[A-Za-z0-9-]{1,64}$/;
@@ -30,7 +31,56 @@ interface ErasureInput {
 @UseGuards(AdminKeyGuard)
 @Controller('admin/patients')
 export class AdminPatientsController {
-  constructor(private readonly erasure: PatientErasureService) {}
+  constructor(
+    private readonly erasure: PatientErasureService,
+    private readonly signedGrants: SignedGrantService,
+  ) {}
+
+  @Post('$bind-consent-signer')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: "Bind the Ethereum address that signs a patient's EIP-712 consent grants",
+    description:
+      'Calls `bindPatientSigner` on the consent registry with the registrar key (after the operator has ' +
+      'checked who the patient is), for the patient’s pseudonymous registry key; waits for finality.',
+  })
+  @ApiBody({
+    description: 'JSON `{ "source": "ehr-a", "patient": "Patient/123", "signer": "0x…" }`',
+    schema: { type: 'object' },
+  })
+  @ApiResponse({ status: 200, description: 'bound (OperationOutcome; diagnostics: the transaction hash)' })
+  @ApiResponse({
+    status: 400,
+    description: 'missing or malformed source, patient or signer (OperationOutcome)',
+  })
+  async bindConsentSigner(
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<OperationOutcome> {
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const body = parseJsonBody(raw, single(request.headers['content-type']));
+    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const source = input['source'];
+    if (typeof source !== 'string' || !SOURCE_ID.test(source)) {
+      throw FhirRequestError.badRequest(
+        outcomeIssue({
+          code: 'required',
+          text: 'source must name a registered source',
+          expression: 'source',
+        }),
+      );
+    }
+    const { txHash } = await this.signedGrants.bindSigner(source, input['patient'], input['signer']);
+    void reply.header('content-type', FHIR_JSON);
+    return operationOutcome([
+      outcomeIssue({
+        severity: 'information',
+        code: 'informational',
+        text: 'signer bound on the consent registry',
+        diagnostics: `transaction ${txHash}`,
+      }),
+    ]);
+  }
 
   @Post('$erase')
   @HttpCode(200)
@@ -110,7 +160,8 @@ export class AdminPatientsController {
             text:
               `patient key destroyed at ${result.destroyedAt.toISOString()}; content of ${result.resourceVersions} ` +
               `resource version(s), ${result.provenances} Provenance(s), ${result.notifications} raw ` +
-              `notification(s) and the inputs of ${result.deadLetters} dead letter(s) deleted; erasure recorded in the ledger`,
+              `notification(s) and the inputs of ${result.deadLetters} dead letter(s) deleted; ${result.consents} ` +
+              `consent(s) deleted and ${result.registryPairs} consent registry grant(s) withdrawn; erasure recorded in the ledger`,
             diagnostics: `erasure event ${result.eventId}`,
           }),
         ]);

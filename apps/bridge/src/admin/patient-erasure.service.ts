@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { sql } from 'kysely';
 import type { AppConfig } from '@fhir-trail/config';
 import type { Resource } from '@medplum/fhirtypes';
 import { patientPseudonym, patientReferenceOf } from '@fhir-trail/fhir-mapping';
@@ -17,6 +18,10 @@ export type ErasureResult =
       readonly provenances: number;
       readonly notifications: number;
       readonly deadLetters: number;
+      /** Stored consents deleted. */
+      readonly consents: number;
+      /** Consent registry pairs withdrawn (revoked on chain by the worker's registry sync). */
+      readonly registryPairs: number;
     }
   | { readonly status: 'already-erased'; readonly eventId: string | null; readonly destroyedAt: Date }
   | { readonly status: 'unknown-patient' };
@@ -28,7 +33,9 @@ export type ErasureResult =
  * the raw notifications they came in — while their rows stay as tombstones so the log still
  * stands, and the key is destroyed (`wrapped_key` null, time and erasure event kept). Dead letters
  * about the patient lose their kept input (and raw notification) too, so they can no longer be
- * inspected or replayed.
+ * inspected or replayed. The patient's stored consents (resource and policy) are deleted and each
+ * of their consent registry pairs is set to inactive, so the worker's registry sync revokes it on
+ * chain (the pair rows stay, holding only pseudonymous keys, as the revocation's record).
  */
 @Injectable()
 export class PatientErasureService {
@@ -95,6 +102,15 @@ export class PatientErasureService {
           .where('resource_version_id', 'in', ids)
           .executeTakeFirst();
         provenances = Number(erasedProvenances.numUpdatedRows);
+        // The disclosure log stays (who received or read what, when, under which decision) but its
+        // AuditEvents lose their entities: the patient and resource references.
+        for (const table of ['sharing_decisions', 'access_decisions'] as const) {
+          await trx
+            .updateTable(table)
+            .set({ audit_event: sql`audit_event - 'entity'` })
+            .where('resource_version_id', 'in', ids)
+            .execute();
+        }
         // The raw notifications the versions came in are copies too. A notification that also held
         // other patients' resources goes as well: its resources are stored, so only the raw copy is lost.
         const inboxIds = [...new Set(erasedVersions.map((v) => v.inbox_id))];
@@ -112,6 +128,8 @@ export class PatientErasureService {
         await trx.updateTable('dead_letters').set({ raw: null }).where('inbox_id', 'in', inboxIds).execute();
       }
       const deadLetters = await this.eraseDeadLetterInputs(trx, sourceId, patientRef);
+      // Nothing more may be shared: the consents go, and every registry grant is withdrawn.
+      const consent = await this.store.consents.eraseForPatient(trx, sourceId, patientRef);
       const destroyedAt = await this.store.patientKeys.destroy(trx, sourceId, patientRef, eventId);
       return {
         status: 'erased',
@@ -121,6 +139,8 @@ export class PatientErasureService {
         provenances,
         notifications,
         deadLetters,
+        consents: consent.consents,
+        registryPairs: consent.pairs,
       };
     });
     if (result.status === 'erased') {

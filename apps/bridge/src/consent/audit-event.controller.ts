@@ -17,7 +17,8 @@ export const PROOF_BUNDLE_EXTENSION = 'urn:fhir-trail:StructureDefinition/proof-
 
 /**
  * A patient's access log: `GET /fhir/R4/AuditEvent?patient=Patient/{id}` lists every sharing
- * decision about the patient (who received or was refused which version, when, why), each
+ * decision and every read by a recipient about the patient (who received, read or was refused
+ * which version, when, why), oldest first, each
  * AuditEvent carrying the proof bundle of its ledger leaf in an extension.
  */
 @ApiTags('fhir')
@@ -38,7 +39,8 @@ export class AuditEventController {
 
   @Get()
   @ApiOperation({
-    summary: "A patient's access log: sharing decisions as AuditEvents, each with its proof bundle",
+    summary:
+      "A patient's access log: deliveries and reads by recipients as AuditEvents, each with its proof bundle",
   })
   @ApiQuery({ name: 'patient', required: true, example: 'Patient/example' })
   @ApiResponse({ status: 200, description: 'a searchset Bundle of AuditEvents' })
@@ -71,8 +73,15 @@ export class AuditEventController {
         }),
       );
     }
-    const log = await unavailableAs503(() =>
-      this.store.sharing.decisionsForPatient(source.id, `Patient/${id}`),
+    const [shared, read] = await unavailableAs503(() =>
+      Promise.all([
+        this.store.sharing.decisionsForPatient(source.id, `Patient/${id}`),
+        this.store.sharing.accessForPatient(source.id, `Patient/${id}`),
+      ]),
+    );
+    // Deliveries and reads, oldest first.
+    const log = [...shared, ...read].sort(
+      (x, y) => x.decision.decidedAt.getTime() - y.decision.decidedAt.getTime(),
     );
     const bundles = await this.proofs.forEvents(log.map((l) => l.event));
     const entry: BundleEntry[] = log.map((l, i) => ({

@@ -5,24 +5,26 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { AppConfig } from '@fhir-trail/config';
 import {
   buildDisclosureAuditEvent,
-  dataClassIndex,
-  decide,
   isPurposeOfUse,
   keyedDigest,
   patientPseudonym,
   patientReferenceOf,
-  purposeIndex,
-  registryScopeAllows,
   type ConsentDecision,
-  type ConsentPolicy,
   type DisclosureOutcome,
   type PurposeOfUse,
 } from '@fhir-trail/fhir-mapping';
 import { type ShareJob, QUEUES, shareJobId } from '@fhir-trail/jobs';
 import { eventLeafEntry, leafHash, sharingEvent } from '@fhir-trail/ledger';
-import { APP_CONFIG, LEDGER, type LedgerConnection, STORE } from '@fhir-trail/runtime';
+import {
+  APP_CONFIG,
+  LEDGER,
+  type LedgerConnection,
+  STORE,
+  checkDisclosureConsent,
+} from '@fhir-trail/runtime';
 import type { Destination, Store, VersionForSharing } from '@fhir-trail/store';
 import type { Queue } from 'bullmq';
+import { type AccessTokens, smartTokenProvider } from '@fhir-trail/fhir-client';
 
 /** Resources without a Patient compartment share one key per source (as in ingest). */
 const SOURCE_KEY_SCOPE = '*';
@@ -49,6 +51,8 @@ export class RetryableDeliveryError extends Error {
 @Injectable()
 export class ShareService {
   private readonly logger = new Logger(ShareService.name);
+  /** SMART Backend Services token providers by destination id, with the registration they were made from. */
+  private readonly smartTokens = new Map<string, { version: string; tokens: AccessTokens }>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -61,8 +65,8 @@ export class ShareService {
   async fanOut(resourceVersionId: string): Promise<number> {
     const version = await this.store.sharing.findVersion(resourceVersionId);
     if (!version?.content || !version.applied) return 0;
-    const destinations = (await this.store.sharing.enabledDestinations(version.sourceId)).filter(
-      (d) => d.resourceTypes.length === 0 || d.resourceTypes.includes(version.resourceType),
+    const destinations = (await this.store.sharing.enabledDestinations(version.sourceId)).filter((d) =>
+      wants(d, version),
     );
     await this.queue.addBulk(
       destinations.map((d) => ({
@@ -88,12 +92,19 @@ export class ShareService {
       this.store.sharing.findVersion(resourceVersionId),
       this.store.sharing.findDestination(destinationId),
     ]);
-    if (!version?.content || !destination) return { status: 'not-wanted' };
+    if (!version?.content || !destination || !wants(destination, version)) return { status: 'not-wanted' };
     const content = version.content;
     const patientRef = patientReferenceOf(content as unknown as Resource);
     const purpose: PurposeOfUse = isPurposeOfUse(destination.purpose) ? destination.purpose : 'TREAT';
 
-    const decision = await this.check(version, destination, patientRef, purpose);
+    const decision = await checkDisclosureConsent(this.store, this.ledger, {
+      sourceId: version.sourceId,
+      patientRef,
+      recipientOrg: destination.organisation,
+      purpose,
+      resourceType: version.resourceType,
+      content,
+    });
     if (decision.decision === 'deny') {
       await this.record(
         version,
@@ -127,50 +138,6 @@ export class ShareService {
     return { status: 'decided', decision: 'failed' };
   }
 
-  private async check(
-    version: VersionForSharing,
-    destination: Destination,
-    patientRef: string | undefined,
-    purpose: PurposeOfUse,
-  ): Promise<ConsentDecision> {
-    if (!patientRef) return { decision: 'deny', reason: 'no-applicable-consent' };
-    const now = Date.now();
-    const policies = (await this.store.consents.forPatient(version.sourceId, patientRef)).map(
-      (c) => c.policy as unknown as ConsentPolicy,
-    );
-    const decision = decide(policies, {
-      patient: patientRef,
-      recipientOrg: destination.organisation,
-      purpose,
-      resourceType: version.resourceType,
-      securityLabels: securityLabelsOf(version.content),
-      at: now,
-    });
-    if (decision.decision === 'deny' || !this.ledger.consentRegistry) return decision;
-    const pair = await this.store.consents.pair({
-      sourceId: version.sourceId,
-      patientRef,
-      recipientOrg: destination.organisation,
-    });
-    const allowed =
-      pair?.confirmedBlock !== null &&
-      pair?.confirmed.active === true &&
-      registryScopeAllows(
-        pair.confirmed,
-        purposeIndex(purpose),
-        dataClassIndex(version.resourceType),
-        Math.floor(now / 1000),
-      );
-    return allowed
-      ? decision
-      : {
-          decision: 'deny',
-          reason: 'no-applicable-consent',
-          consentRef: decision.consentRef,
-          rulePath: 'registry',
-        };
-  }
-
   /** PUTs the version (or POSTs a one-entry transaction); undefined on success, else a reason without PHI. */
   private async send(version: VersionForSharing, destination: Destination): Promise<string | undefined> {
     const base = destination.fhirBaseUrl.replace(/\/+$/, '');
@@ -190,22 +157,57 @@ export class ShareService {
           ],
         }
       : resource;
+    let token: string | undefined;
+    let tokens: AccessTokens | undefined;
+    try {
+      tokens = this.tokensFor(destination);
+      token = tokens ? await tokens.accessToken() : destination.bearerToken;
+    } catch (error) {
+      // SourceFhirError messages name the failing step and status only (never a token or key).
+      return `no access token for the destination (${error instanceof Error ? error.message : 'error'})`;
+    }
     try {
       const response = await fetch(url, {
         method: transaction ? 'POST' : 'PUT',
         headers: {
           'content-type': 'application/fhir+json',
           accept: 'application/fhir+json',
-          ...(destination.bearerToken ? { authorization: `Bearer ${destination.bearerToken}` } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
       });
       await response.body?.cancel();
+      // A refused token is dropped, so the next attempt asks for a fresh one.
+      if (response.status === 401 && tokens && token) tokens.invalidate(token);
       return response.ok ? undefined : `the destination answered HTTP ${response.status}`;
     } catch (error) {
       return `the destination could not be reached (${error instanceof Error ? error.name : 'error'})`;
     }
+  }
+
+  /** The destination's SMART token provider (kept while its registration is unchanged), or undefined for bearer/none. */
+  private tokensFor(destination: Destination): AccessTokens | undefined {
+    const smart = destination.smartBackend;
+    if (!smart?.privateKey) return undefined;
+    const version = `${destination.fhirBaseUrl}|${destination.updatedAt.getTime()}`;
+    const cached = this.smartTokens.get(destination.id);
+    if (cached?.version === version) return cached.tokens;
+    const tokens = smartTokenProvider(
+      {
+        type: 'smart-backend',
+        clientId: smart.clientId,
+        scope: smart.scope,
+        ...(smart.tokenUrl ? { tokenUrl: smart.tokenUrl } : {}),
+        privateKey: smart.privateKey,
+        keyId: smart.keyId,
+        algorithm: smart.algorithm,
+      },
+      destination.fhirBaseUrl,
+      { timeoutMs: DELIVERY_TIMEOUT_MS },
+    );
+    this.smartTokens.set(destination.id, { version, tokens });
+    return tokens;
   }
 
   private async record(
@@ -298,7 +300,22 @@ export class ShareService {
   }
 }
 
-function securityLabelsOf(content: Record<string, unknown> | null): string[] {
-  const meta = content?.['meta'] as { security?: { system?: string; code?: string }[] } | undefined;
-  return (meta?.security ?? []).flatMap((c) => (c.system && c.code ? [`${c.system}|${c.code}`] : []));
+/**
+ * Whether a destination wants a version: from its source or one of its further `sources`, a type it asked for (none = all) and, when it names
+ * profiles, a `meta.profile` naming one of them (compared without a `|version` suffix).
+ */
+export function wants(destination: Destination, version: VersionForSharing): boolean {
+  if (version.sourceId !== destination.sourceId && !destination.sources.includes(version.sourceId))
+    return false;
+  if (destination.resourceTypes.length > 0 && !destination.resourceTypes.includes(version.resourceType)) {
+    return false;
+  }
+  if (destination.profiles.length === 0) return true;
+  const meta = version.content?.['meta'] as { profile?: unknown } | undefined;
+  const declared = Array.isArray(meta?.profile)
+    ? meta.profile.filter((p): p is string => typeof p === 'string')
+    : [];
+  const canonical = (url: string) => url.split('|')[0];
+  const wanted = new Set(destination.profiles.map(canonical));
+  return declared.some((p) => wanted.has(canonical(p)));
 }

@@ -5,3 +5,4 @@ export * from './consent.interpreter';
 export * from './r4-resource-types';
 export * from './registry-scope';
 export * from './disclosure-audit-event.builder';
+export * from './access-audit-event.builder';
