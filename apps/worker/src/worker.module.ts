@@ -11,6 +11,7 @@ import { ConsentRegistrySyncService } from './consent/consent-registry-sync.serv
 import { ConsentProcessor } from './consent/consent.processor';
 import { ShareProcessor } from './share/share.processor';
 import { ShareService } from './share/share.service';
+import { ShareRelayService } from './share/share-relay.service';
 import { EVENT_RESOLVER } from './ingest/event-resolver';
 import { InboxRelayService } from './ingest/inbox-relay.service';
 import { IngestProcessor } from './ingest/ingest.processor';
@@ -74,6 +75,7 @@ export class WorkerModule {
         ConsentRegistrySyncService,
         ConsentProcessor,
         ShareService,
+        ShareRelayService,
         ShareProcessor,
       ],
     };

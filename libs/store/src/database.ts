@@ -11,6 +11,7 @@ import * as consents from './migrations/0040-consents';
 import * as sharing from './migrations/0041-sharing';
 import * as recipientReads from './migrations/0050-recipient-reads';
 import * as destinationAuthFilters from './migrations/0055-destination-auth-filters';
+import * as shareOutbox from './migrations/0060-share-outbox';
 import type { Database } from './schema';
 
 /** Migrations are code, listed here in order, so a bundled app carries them without a folder scan. */
@@ -26,6 +27,7 @@ const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0041-sharing': sharing,
   '0050-recipient-reads': recipientReads,
   '0055-destination-auth-filters': destinationAuthFilters,
+  '0060-share-outbox': shareOutbox,
 };
 
 class InCodeMigrationProvider implements MigrationProvider {

@@ -426,6 +426,15 @@ export interface SharingDecisionsTable {
   decided_at: GeneratedTimestamp;
 }
 
+/** A shareable version awaiting fan-out (migration 0060); `fanned_out_at` once its deliveries are enqueued. */
+export interface ShareOutboxTable {
+  resource_version_id: Int8;
+  created_at: GeneratedTimestamp;
+  /** When a fan-out job was last enqueued for it (the relay's clock). */
+  enqueued_at: GeneratedTimestamp;
+  fanned_out_at: Timestamp | null;
+}
+
 export type AccessDecisionKind = 'delivered' | 'denied';
 
 /** One read by a recipient (migration 0050): a resource it was given or refused. */
@@ -464,6 +473,7 @@ export interface Database {
   mapping_profile_active: MappingProfileActiveTable;
   destinations: DestinationsTable;
   sharing_decisions: SharingDecisionsTable;
+  share_outbox: ShareOutboxTable;
   access_decisions: AccessDecisionsTable;
   consents: ConsentsTable;
   consent_registry_pairs: ConsentRegistryPairsTable;

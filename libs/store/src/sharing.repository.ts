@@ -359,6 +359,52 @@ export class SharingRepository {
     }));
   }
 
+  /** Records a stored, shareable version as awaiting fan-out, in the transaction that stores it. */
+  async recordPendingFanOut(trx: StoreDb, resourceVersionId: string): Promise<void> {
+    await trx
+      .insertInto('share_outbox')
+      .values({ resource_version_id: resourceVersionId })
+      .onConflict((oc) => oc.column('resource_version_id').doNothing())
+      .execute();
+  }
+
+  /** Marks a version's fan-out done: its delivery jobs are enqueued. */
+  async markFannedOut(resourceVersionId: string): Promise<void> {
+    await this.db
+      .updateTable('share_outbox')
+      .set({ fanned_out_at: new Date() })
+      .where('resource_version_id', '=', resourceVersionId)
+      .where('fanned_out_at', 'is', null)
+      .execute();
+  }
+
+  /**
+   * Claims up to `limit` versions whose fan-out is still pending and was last enqueued before
+   * `olderThan` (their job may be lost with Redis), stamping them enqueued now; rows another relay
+   * holds are skipped.
+   */
+  async claimPendingFanOuts(olderThan: Date, limit: number): Promise<readonly string[]> {
+    const rows = await this.db
+      .updateTable('share_outbox')
+      .set({ enqueued_at: new Date() })
+      .where(
+        'resource_version_id',
+        'in',
+        this.db
+          .selectFrom('share_outbox')
+          .select('resource_version_id')
+          .where('fanned_out_at', 'is', null)
+          .where('enqueued_at', '<', olderThan)
+          .orderBy('enqueued_at')
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
+      )
+      .returning('resource_version_id')
+      .execute();
+    return rows.map((r) => r.resource_version_id);
+  }
+
   /** Records a decision once; a second one for the same (version, destination) is ignored (false). */
   async insertDecision(trx: StoreDb, d: NewSharingDecision): Promise<boolean> {
     const inserted = await trx

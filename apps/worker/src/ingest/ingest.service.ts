@@ -265,7 +265,10 @@ export class IngestService implements OnModuleInit {
       mapping.policy,
     );
     if (stored === PATIENT_ERASED) return this.patientErased(trx, entry, index);
-    if (stored.applied) shareable.push(stored.versionId);
+    if (stored.applied) {
+      await this.store.sharing.recordPendingFanOut(trx, stored.versionId);
+      shareable.push(stored.versionId);
+    }
     return 'stored';
   }
 
@@ -337,7 +340,9 @@ export class IngestService implements OnModuleInit {
           mappingProfile: mapping.label,
         });
         await this.store.deadLetters.settleInbox(trx, inboxId);
-        return { result: 'stored', ...(stored.applied ? { shareable: stored.versionId } : {}) };
+        if (!stored.applied) return { result: 'stored' };
+        await this.store.sharing.recordPendingFanOut(trx, stored.versionId);
+        return { result: 'stored', shareable: stored.versionId };
       }
       // Already stored (a later delivery of the same source version): nothing left to replay.
       await this.store.deadLetters.markReplayed(trx, deadLetterId, {

@@ -61,10 +61,16 @@ export class ShareService {
     @InjectQueue(QUEUES.share) private readonly queue: Queue<ShareJob>,
   ) {}
 
-  /** Enqueues one delivery job per interested destination, with that destination's retry policy. */
+  /**
+   * Enqueues one delivery job per interested destination, with that destination's retry policy, then
+   * marks the version's share-outbox row fanned out.
+   */
   async fanOut(resourceVersionId: string): Promise<number> {
     const version = await this.store.sharing.findVersion(resourceVersionId);
-    if (!version?.content || !version.applied) return 0;
+    if (!version?.content || !version.applied) {
+      await this.store.sharing.markFannedOut(resourceVersionId);
+      return 0;
+    }
     const destinations = (await this.store.sharing.enabledDestinations(version.sourceId)).filter((d) =>
       wants(d, version),
     );
@@ -81,6 +87,8 @@ export class ShareService {
         },
       })),
     );
+    // Only now: a crash before this line leaves the row pending, and the share relay enqueues it again.
+    await this.store.sharing.markFannedOut(resourceVersionId);
     return destinations.length;
   }
 
