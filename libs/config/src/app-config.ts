@@ -124,7 +124,9 @@ export const configSchema = z.object({
     ),
   INBOX_RELAY_INTERVAL_MS: positiveInt
     .default(5000)
-    .describe('how often the worker re-enqueues accepted notifications that have no live job'),
+    .describe(
+      'how often the worker re-enqueues accepted notifications and pending share fan-outs that have no live job',
+    ),
   BRIDGE_ID: z
     .string()
     .min(1)
