@@ -9,6 +9,7 @@ import type { AppConfig } from '@fhir-trail/config';
 import { LedgerError, type RegistryGrant } from '@fhir-trail/ledger';
 import { APP_CONFIG, LEDGER, type LedgerConnection, STORE } from '@fhir-trail/runtime';
 import type { RegistryGrantState, Store } from '@fhir-trail/store';
+import { PeriodicSweep } from '../scheduling/periodic-sweep';
 
 /** Patients synced per sweep pass; the rest wait for the next pass. */
 const SWEEP_BATCH = 50;
@@ -25,8 +26,7 @@ const SWEEP_BATCH = 50;
 @Injectable()
 export class ConsentRegistrySyncService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ConsentRegistrySyncService.name);
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  private readonly sweeper = new PeriodicSweep(this.logger, 'consent registry sweep', () => this.sweep());
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -39,28 +39,16 @@ export class ConsentRegistrySyncService implements OnApplicationBootstrap, OnApp
       this.logger.warn({ msg: 'no consent registrar key: the consent registry is not mirrored' });
       return;
     }
-    this.timer = setInterval(() => void this.sweepOnce(), this.config.inboxRelayIntervalMs);
+    this.sweeper.start(this.config.inboxRelayIntervalMs, false);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  onApplicationShutdown(): Promise<void> {
+    return this.sweeper.stop();
   }
 
   /** One sweep over patients out of sync; passes never overlap. Returns the patients synced. */
   sweepOnce(): Promise<number> {
-    this.running ??= this.sweep()
-      .catch((error: unknown) => {
-        this.logger.warn({
-          msg: 'consent registry sweep failed; retrying next interval',
-          error: String(error),
-        });
-        return 0;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.sweeper.runOnce();
   }
 
   /** Syncs the patient of one stored consent (a consent job). */

@@ -11,6 +11,7 @@ import { type IngestJob, ingestJobId, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
 import type { Store } from '@fhir-trail/store';
 import type { Queue } from 'bullmq';
+import { PeriodicSweep } from '../scheduling/periodic-sweep';
 
 /** Rows re-enqueued per pass; the rest wait for the next pass. */
 const RELAY_BATCH = 500;
@@ -23,8 +24,7 @@ const RELAY_BATCH = 500;
 @Injectable()
 export class InboxRelayService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(InboxRelayService.name);
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  private readonly sweep = new PeriodicSweep(this.logger, 'inbox relay pass', () => this.relay());
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -33,26 +33,16 @@ export class InboxRelayService implements OnApplicationBootstrap, OnApplicationS
   ) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.relayOnce(), this.config.inboxRelayIntervalMs);
-    void this.relayOnce();
+    this.sweep.start(this.config.inboxRelayIntervalMs, true);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  onApplicationShutdown(): Promise<void> {
+    return this.sweep.stop();
   }
 
   /** One relay pass; returns how many rows were re-enqueued. Passes never overlap. */
   relayOnce(): Promise<number> {
-    this.running ??= this.relay()
-      .catch((error: unknown) => {
-        this.logger.warn({ msg: 'inbox relay pass failed; retrying next interval', error: String(error) });
-        return 0;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.sweep.runOnce();
   }
 
   private async relay(): Promise<number> {
