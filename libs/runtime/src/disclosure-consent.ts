@@ -5,9 +5,18 @@ import {
   registryScopeAllows,
   type ConsentDecision,
   type ConsentPolicy,
+  keyedDigest,
+  patientPseudonym,
   type PurposeOfUse,
 } from '@fhir-trail/fhir-mapping';
-import type { Store } from '@fhir-trail/store';
+import {
+  accessEvent,
+  type DisclosureDecision,
+  eventLeafEntry,
+  leafHash,
+  sharingEvent,
+} from '@fhir-trail/ledger';
+import { SOURCE_KEY_SCOPE, type Store, type StoreDb, type VersionForSharing } from '@fhir-trail/store';
 import type { LedgerConnection } from './ledger-connection';
 
 /** One disclosure to decide: a stored resource to a recipient organisation, for a purpose. */
@@ -95,4 +104,57 @@ export async function checkDisclosureConsent(
 function securityLabelsOf(content: Record<string, unknown> | null): string[] {
   const meta = content?.['meta'] as { security?: { system?: string; code?: string }[] } | undefined;
   return (meta?.security ?? []).flatMap((c) => (c.system && c.code ? [`${c.system}|${c.code}`] : []));
+}
+
+/** One disclosure decision to record as a ledger leaf: a delivery (`sharing`) or a read (`access`). */
+export interface DisclosureLeaf {
+  readonly kind: 'sharing' | 'access';
+  readonly eventId: string;
+  readonly recordedAt: Date;
+  readonly version: VersionForSharing;
+  readonly patientRef: string | undefined;
+  /** `bridge:<id>`: who disclosed. */
+  readonly actor: string;
+  readonly destinationId: string;
+  readonly purpose: string;
+  readonly consentRef?: string;
+  readonly decision: DisclosureDecision;
+}
+
+/**
+ * Writes the ledger leaf of one disclosure decision (deliveries and reads alike), in the caller's
+ * transaction: keyed digest of the version and of the consent, the patient pseudonym, and the key
+ * scope on the row so the auditor and erasure find it. Ids and pseudonyms only, never PHI.
+ */
+export async function recordDisclosureLeaf(store: Store, trx: StoreDb, leaf: DisclosureLeaf): Promise<void> {
+  const { version, patientRef } = leaf;
+  const keyScope = patientRef ?? SOURCE_KEY_SCOPE;
+  const key = await store.patientKeys.getOrCreate(version.sourceId, keyScope, trx);
+  const build = leaf.kind === 'sharing' ? sharingEvent : accessEvent;
+  const record = build({
+    eventId: leaf.eventId,
+    recorded: leaf.recordedAt,
+    source: version.sourceId,
+    subject: version.resourceType,
+    resourceDigest: keyedDigest(key, version.content),
+    patient: patientRef ? patientPseudonym(key, patientRef) : undefined,
+    actor: leaf.actor,
+    recipient: `destination:${leaf.destinationId}`,
+    purpose: leaf.purpose,
+    consentKey: leaf.consentRef ? keyedDigest(key, leaf.consentRef) : undefined,
+    decision: leaf.decision,
+  });
+  const entry = eventLeafEntry(record);
+  await store.ledger.insertEvent(trx, {
+    eventId: leaf.eventId,
+    kind: leaf.kind,
+    sourceId: version.sourceId,
+    resourceType: version.resourceType,
+    resourceId: version.resourceId,
+    resourceVersionId: version.id,
+    record: entry.toString('utf8'),
+    leafHash: leafHash(entry),
+    keyScope,
+    createdAt: leaf.recordedAt,
+  });
 }

@@ -12,7 +12,7 @@ import {
   rootFromFrontier,
   verifyInclusion,
 } from '@fhir-trail/ledger';
-import { type PatientKeyState, type StoredCheckpoint, type Store } from '@fhir-trail/store';
+import { type PatientKeyState, SOURCE_KEY_SCOPE, type StoredCheckpoint, type Store } from '@fhir-trail/store';
 import { type RawBuilder, sql } from 'kysely';
 
 /**
@@ -439,7 +439,7 @@ export class LedgerAuditor {
       return found;
     }
     if (active && scope !== null) {
-      const pseudonym = scope === '*' ? undefined : patientPseudonym(active, scope);
+      const pseudonym = scope === SOURCE_KEY_SCOPE ? undefined : patientPseudonym(active, scope);
       if (record.patient !== pseudonym) {
         fail('ledger_events', eventRow, 'the patient pseudonym does not match key_scope');
       }

@@ -5,6 +5,12 @@ import type { KeyWrapper } from './key-wrapper';
 export { unwrapKey, wrapKey } from './key-wrapper';
 
 /** Raised when a patient's key was destroyed (erasure): their events can no longer be linked. */
+/**
+ * Key scope of resources outside any Patient compartment (Organizations, Practitioners...): they share
+ * one key per source. Every writer of ledger events and the auditor use this one value.
+ */
+export const SOURCE_KEY_SCOPE = '*';
+
 export class PatientKeyDestroyedError extends Error {
   readonly code = 'PATIENT_KEY_DESTROYED';
   constructor() {

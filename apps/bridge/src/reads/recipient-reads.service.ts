@@ -4,14 +4,11 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { AppConfig } from '@fhir-trail/config';
 import {
   buildAccessAuditEvent,
-  keyedDigest,
-  patientPseudonym,
   patientReferenceOf,
   type AccessOutcome,
   type ConsentDecision,
   type PurposeOfUse,
 } from '@fhir-trail/fhir-mapping';
-import { accessEvent, eventLeafEntry, leafHash } from '@fhir-trail/ledger';
 import {
   APP_CONFIG,
   LEDGER,
@@ -19,12 +16,10 @@ import {
   STORE,
   ConsentLookupCache,
   checkDisclosureConsent,
+  recordDisclosureLeaf,
 } from '@fhir-trail/runtime';
 import type { Store, StoreDb, VersionForSharing } from '@fhir-trail/store';
 import type { RecipientCaller } from './recipient-auth.guard';
-
-/** Resources without a Patient compartment share one key per source (as in ingest and sharing). */
-const SOURCE_KEY_SCOPE = '*';
 
 /** One resource a recipient asked for, with the decision made about it (already logged). */
 export interface AccessDecided {
@@ -140,33 +135,17 @@ export class RecipientReadsService {
       eventId,
       auditEvent: auditEvent as unknown as Record<string, unknown>,
     });
-    const keyScope = patientRef ?? SOURCE_KEY_SCOPE;
-    const key = await this.store.patientKeys.getOrCreate(version.sourceId, keyScope, trx);
-    const record = accessEvent({
-      eventId,
-      recorded: recordedAt,
-      source: version.sourceId,
-      subject: version.resourceType,
-      resourceDigest: keyedDigest(key, version.content),
-      patient: patientRef ? patientPseudonym(key, patientRef) : undefined,
-      actor: `bridge:${this.config.bridgeId}`,
-      recipient: `destination:${destination.id}`,
-      purpose: context.purpose,
-      consentKey: decision.consentRef ? keyedDigest(key, decision.consentRef) : undefined,
-      decision: outcome,
-    });
-    const entry = eventLeafEntry(record);
-    await this.store.ledger.insertEvent(trx, {
-      eventId,
+    await recordDisclosureLeaf(this.store, trx, {
       kind: 'access',
-      sourceId: version.sourceId,
-      resourceType: version.resourceType,
-      resourceId: version.resourceId,
-      resourceVersionId: version.id,
-      record: entry.toString('utf8'),
-      leafHash: leafHash(entry),
-      keyScope,
-      createdAt: recordedAt,
+      eventId,
+      recordedAt,
+      version,
+      patientRef,
+      actor: `bridge:${this.config.bridgeId}`,
+      destinationId: destination.id,
+      purpose: context.purpose,
+      consentRef: decision.consentRef,
+      decision: outcome,
     });
     return eventId;
   }

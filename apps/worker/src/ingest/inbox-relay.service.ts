@@ -11,10 +11,7 @@ import { type IngestJob, ingestJobId, QUEUES } from '@fhir-trail/jobs';
 import { APP_CONFIG, STORE } from '@fhir-trail/runtime';
 import type { Store } from '@fhir-trail/store';
 import type { Queue } from 'bullmq';
-import { PeriodicSweep } from '../scheduling/periodic-sweep';
-
-/** Rows re-enqueued per pass; the rest wait for the next pass. */
-const RELAY_BATCH = 500;
+import { OutboxRelay } from '../scheduling/periodic-sweep';
 
 /**
  * The inbox is the truth, Redis is not (it keeps nothing on disk here). Every interval, rows still
@@ -23,43 +20,39 @@ const RELAY_BATCH = 500;
  */
 @Injectable()
 export class InboxRelayService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(InboxRelayService.name);
-  private readonly sweep = new PeriodicSweep(this.logger, 'inbox relay pass', () => this.relay());
+  private readonly relay: OutboxRelay;
 
   constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(STORE) private readonly store: Store,
-    @InjectQueue(QUEUES.ingest) private readonly ingestQueue: Queue<IngestJob>,
-  ) {}
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(STORE) store: Store,
+    @InjectQueue(QUEUES.ingest) ingestQueue: Queue<IngestJob>,
+  ) {
+    this.relay = new OutboxRelay(
+      new Logger(InboxRelayService.name),
+      'inbox',
+      config.inboxRelayIntervalMs,
+      (before, limit) => store.inbox.claimForRelay(before, limit),
+      (ids) =>
+        ingestQueue.addBulk(
+          ids.map((inboxId) => ({
+            name: 'ingest',
+            data: { inboxId },
+            opts: { jobId: ingestJobId(inboxId) },
+          })),
+        ),
+    );
+  }
 
   onApplicationBootstrap(): void {
-    this.sweep.start(this.config.inboxRelayIntervalMs, true);
+    this.relay.start();
   }
 
   onApplicationShutdown(): Promise<void> {
-    return this.sweep.stop();
+    return this.relay.stop();
   }
 
-  /** One relay pass; returns how many rows were re-enqueued. Passes never overlap. */
+  /** One relay pass; returns how many were re-enqueued. Passes never overlap. */
   relayOnce(): Promise<number> {
-    return this.sweep.runOnce();
-  }
-
-  private async relay(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const ids = await this.store.inbox.claimForRelay(
-        new Date(Date.now() - this.config.inboxRelayIntervalMs),
-        RELAY_BATCH,
-      );
-      if (ids.length === 0) break;
-      await this.ingestQueue.addBulk(
-        ids.map((inboxId) => ({ name: 'ingest', data: { inboxId }, opts: { jobId: ingestJobId(inboxId) } })),
-      );
-      total += ids.length;
-      if (ids.length < RELAY_BATCH) break;
-    }
-    if (total > 0) this.logger.log({ msg: 'inbox relay re-enqueued', count: total });
-    return total;
+    return this.relay.runOnce();
   }
 }

@@ -34,6 +34,7 @@ import {
   type EventGap,
   type InboxEntry,
   PatientKeyDestroyedError,
+  SOURCE_KEY_SCOPE,
   type SourceRecord,
   type Store,
   type StoreDb,
@@ -70,8 +71,6 @@ interface PreparedChange {
   readonly mapped?: MappedResource;
 }
 
-/** Resources without a Patient compartment share one key per source. */
-const SOURCE_KEY_SCOPE = '*';
 const HOOK_PATH = /^\/hooks\/[^/]+\/([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]+)$/;
 
 /**

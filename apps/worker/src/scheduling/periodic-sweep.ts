@@ -41,3 +41,52 @@ export class PeriodicSweep {
     await this.running;
   }
 }
+
+/** Rows re-enqueued per claim; a pass claims until fewer come back. */
+const RELAY_BATCH = 500;
+
+/**
+ * A relay from a PostgreSQL outbox to a BullMQ queue (the inbox, the share outbox): every interval,
+ * rows still pending whose last enqueue is older than one interval are claimed (the claim stamps
+ * them, so replicas do not repeat each other) and enqueued again under their deterministic job ids
+ * — a job still queued absorbs the duplicate, one Redis lost is recreated.
+ */
+export class OutboxRelay {
+  private readonly sweep: PeriodicSweep;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly what: string,
+    private readonly intervalMs: number,
+    private readonly claim: (enqueuedBefore: Date, limit: number) => Promise<readonly string[]>,
+    private readonly enqueue: (ids: readonly string[]) => Promise<unknown>,
+  ) {
+    this.sweep = new PeriodicSweep(logger, `${what} relay pass`, () => this.relay());
+  }
+
+  start(): void {
+    this.sweep.start(this.intervalMs, true);
+  }
+
+  stop(): Promise<void> {
+    return this.sweep.stop();
+  }
+
+  /** One relay pass; resolves to how many rows were re-enqueued. Passes never overlap. */
+  runOnce(): Promise<number> {
+    return this.sweep.runOnce();
+  }
+
+  private async relay(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const ids = await this.claim(new Date(Date.now() - this.intervalMs), RELAY_BATCH);
+      if (ids.length === 0) break;
+      await this.enqueue(ids);
+      total += ids.length;
+      if (ids.length < RELAY_BATCH) break;
+    }
+    if (total > 0) this.logger.log({ msg: `${this.what} relay re-enqueued`, count: total });
+    return total;
+  }
+}

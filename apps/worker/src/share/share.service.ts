@@ -6,28 +6,24 @@ import type { AppConfig } from '@fhir-trail/config';
 import {
   buildDisclosureAuditEvent,
   isPurposeOfUse,
-  keyedDigest,
-  patientPseudonym,
   patientReferenceOf,
   type ConsentDecision,
   type DisclosureOutcome,
   type PurposeOfUse,
 } from '@fhir-trail/fhir-mapping';
 import { type ShareJob, QUEUES, shareJobId } from '@fhir-trail/jobs';
-import { eventLeafEntry, leafHash, sharingEvent } from '@fhir-trail/ledger';
 import {
   APP_CONFIG,
   LEDGER,
   type LedgerConnection,
   STORE,
   checkDisclosureConsent,
+  recordDisclosureLeaf,
 } from '@fhir-trail/runtime';
 import type { Destination, Store, VersionForSharing } from '@fhir-trail/store';
 import type { Queue } from 'bullmq';
 import { type AccessTokens, smartTokenProvider } from '@fhir-trail/fhir-client';
 
-/** Resources without a Patient compartment share one key per source (as in ingest). */
-const SOURCE_KEY_SCOPE = '*';
 const DELIVERY_TIMEOUT_MS = 10_000;
 
 /** What one delivery attempt came to. */
@@ -276,33 +272,17 @@ export class ShareService {
           trx,
         );
       }
-      const keyScope = patientRef ?? SOURCE_KEY_SCOPE;
-      const key = await this.store.patientKeys.getOrCreate(version.sourceId, keyScope, trx);
-      const record = sharingEvent({
-        eventId,
-        recorded: recordedAt,
-        source: version.sourceId,
-        subject: version.resourceType,
-        resourceDigest: keyedDigest(key, version.content),
-        patient: patientRef ? patientPseudonym(key, patientRef) : undefined,
-        actor: `bridge:${this.config.bridgeId}`,
-        recipient: `destination:${destination.id}`,
-        purpose,
-        consentKey: decision.consentRef ? keyedDigest(key, decision.consentRef) : undefined,
-        decision: outcome,
-      });
-      const entry = eventLeafEntry(record);
-      await this.store.ledger.insertEvent(trx, {
-        eventId,
+      await recordDisclosureLeaf(this.store, trx, {
         kind: 'sharing',
-        sourceId: version.sourceId,
-        resourceType: version.resourceType,
-        resourceId: version.resourceId,
-        resourceVersionId: version.id,
-        record: entry.toString('utf8'),
-        leafHash: leafHash(entry),
-        keyScope,
-        createdAt: recordedAt,
+        eventId,
+        recordedAt,
+        version,
+        patientRef,
+        actor: `bridge:${this.config.bridgeId}`,
+        destinationId: destination.id,
+        purpose,
+        consentRef: decision.consentRef,
+        decision: outcome,
       });
     });
   }
